@@ -1,0 +1,48 @@
+"""Multi-head attention with rotary positions, over a ring cache or within one chunk."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .kv_cache import RingKVCache
+from .layers import rotate
+
+
+class Attention(nn.Module):
+    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
+        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
+        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
+        self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
+                cache: RingKVCache | None = None, layer: int = 0, slots: torch.Tensor | None = None,
+                return_weights: bool = False):
+        b, s, _ = x.shape
+        q = self.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
+        k = self.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, S, D]
+        v = self.v_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if cache is not None:
+            k, v = cache.write(layer, slots, k, v)  # the layer's whole ring: [B, Hkv, C, D]
+        if return_weights:
+            out, weights = self._eager(q, k, v, mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                 enable_gqa=self.kv_heads != self.heads)
+            weights = None
+        out = out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)  # [B, S, H*D]
+        return self.o_proj(out), weights
+
+    def _eager(self, q, k, v, mask):
+        """Plain softmax attention, used only when the caller asks for the attention weights."""
+        rep = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        scores = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.float().softmax(-1).to(q.dtype)  # [B, H, S, K]
+        return weights @ v, weights

@@ -1,0 +1,208 @@
+"""From a hub repo id or a local folder to a ready model: resolve, read safetensors, check, assign.
+
+The model is built on the meta device (no memory), every tensor it expects is read straight from
+the safetensors files (single file or sharded with an index), checked against the config's shape,
+cast (codec always float32, decoder in the chosen dtype) and assigned. Peak memory therefore stays
+near the size of the loaded weights. The codec's decoder half is stored in the checkpoint but is
+never read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .config import KyutaiSpeechToTextConfig
+from .errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "kyutai/stt-1b-en_fr-trfs"
+_HUB_FILES = ["*.json", "*.safetensors"]
+
+# checkpoint name -> our module name (files written by transformers keep Mimi's flat layout; the
+# newer nested spelling is accepted too)
+_RENAMES = [
+    (re.compile(r"\.self_attn\.([qkvo])_proj\.linear\."), r".self_attn.\1_proj."),
+    (re.compile(r"^codec_model\.encoder\.encoder_seanet\."), "codec_model.encoder."),
+    (re.compile(r"^codec_model\.encoder\.encoder_transformer\."), "codec_model.encoder_transformer."),
+    (re.compile(r"^codec_model\.encoder\.downsample\."), "codec_model.downsample."),
+]
+# stored in the checkpoint, not needed to transcribe
+_UNUSED = re.compile(
+    r"^codec_model\.(decoder|decoder_transformer|upsample)\.|^codec_model\.quantizer\..*\.output_proj\."
+    r"|\.codebook\.initialized$|^extra_heads\."
+)
+
+
+def module_key(checkpoint_key: str) -> str:
+    for pattern, repl in _RENAMES:
+        checkpoint_key = pattern.sub(repl, checkpoint_key)
+    return checkpoint_key
+
+
+def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None, cache_dir: str | None = None,
+                       tqdm_class: Any = None) -> Path:
+    """A local checkpoint folder, or the hub snapshot folder of a repo id (downloaded if needed)."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{path} has no config.json: point --model at a -trfs checkpoint folder")
+        return path
+    text = str(source)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise CheckpointError(f"model folder {text} does not exist (give a folder holding config.json and "
+                              f"model.safetensors, or a hub repo id such as {DEFAULT_MODEL})")
+    return _download(text, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
+
+
+def _download(repo_id: str, **kwargs) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import errors as hub_errors
+
+    hint = ("download it where the hub is reachable, or point --model at a local checkpoint folder "
+            "(with config.json, tokenizer.json and model.safetensors)")
+    try:
+        folder = snapshot_download(repo_id, allow_patterns=_HUB_FILES, **{k: v for k, v in kwargs.items() if v is not None})
+    except hub_errors.RepositoryNotFoundError:
+        raise CheckpointError(f"there is no model {repo_id!r} on the Hugging Face hub (or it is private); {hint}") from None
+    except hub_errors.RevisionNotFoundError:
+        raise CheckpointError(f"model {repo_id!r} has no revision {kwargs.get('revision')!r}") from None
+    except (hub_errors.LocalEntryNotFoundError, hub_errors.OfflineModeIsEnabled, OSError) as exc:
+        reason = "offline mode is on (HF_HUB_OFFLINE)" if os.environ.get("HF_HUB_OFFLINE") else "the hub is unreachable"
+        raise CheckpointError(f"cannot get {repo_id!r}: {reason} and it is not in the local cache ({type(exc).__name__}); {hint}") from None
+    except hub_errors.HfHubHTTPError as exc:
+        raise CheckpointError(f"downloading {repo_id!r} failed ({exc}); {hint}") from None
+    return Path(folder)
+
+
+def weight_files(folder: Path) -> dict[str, Path]:
+    """{checkpoint tensor name: file} for single-file and sharded layouts."""
+    index = folder / "model.safetensors.index.json"
+    single = folder / "model.safetensors"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{index} is not a valid safetensors index ({exc})") from None
+        files = {name: folder / fn for name, fn in weight_map.items()}
+        for fn in sorted(set(files.values())):
+            if not fn.is_file():
+                raise CheckpointError(f"{fn} is listed in {index.name} but missing: the download is incomplete")
+        return files
+    if single.is_file():
+        return {name: single for name in _safetensors_keys(single)}
+    raise CheckpointError(f"{folder} has no model.safetensors (nor model.safetensors.index.json)")
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            return list(f.keys())
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupt headers
+        raise CheckpointError(f"{path} is truncated or corrupt ({exc}); delete it and download it again") from None
+
+
+def resolve_device(device_map: Any) -> torch.device:
+    if device_map in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device_map, dict):  # {"": device} is the single-device form transformers accepts
+        if set(device_map) != {""}:
+            raise ValueError("only single-device maps are supported, e.g. device_map='cuda' or {'': 'cuda'}")
+        device_map = device_map[""]
+    if isinstance(device_map, int):
+        device_map = f"cuda:{device_map}"
+    device = torch.device(device_map)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
+    """Decoder dtype. Default and "auto": float32 on CPU (CPU bf16 is slower here), bfloat16 on GPUs."""
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        named = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                 "float16": torch.float16, "fp16": torch.float16}
+        if dtype not in named:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(named)}")
+        return named[dtype]
+    return dtype
+
+
+def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
+               progress: Callable[[int, int], None] | None = None, **hub_kwargs):
+    folder = resolve_checkpoint(source, **hub_kwargs)
+    try:
+        config = KyutaiSpeechToTextConfig.from_json_file(folder / "config.json")
+    except ConfigError as exc:
+        raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
+    device = resolve_device(device_map)
+    decoder_dtype = resolve_dtype(dtype, device)
+    with torch.device("meta"):
+        model = cls(config)
+    state = read_state_dict(model, folder, device, decoder_dtype, progress)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
+    model.codec_model.quantizer.refresh()
+    model.name_or_path = str(source)
+    return model.eval()
+
+
+def read_state_dict(model: torch.nn.Module, folder: Path, device: torch.device, decoder_dtype: torch.dtype,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    files = weight_files(folder)
+    by_module = {}
+    unexpected = []
+    for ckpt_name in files:
+        name = module_key(ckpt_name)
+        if name in expected:
+            by_module[name] = ckpt_name
+        elif not _UNUSED.search(ckpt_name):
+            unexpected.append(ckpt_name)
+    missing = sorted(set(expected) - set(by_module))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise CheckpointError(f"{folder} lacks tensor {', '.join(missing[:3])}{more}: the checkpoint is incomplete "
+                              f"or does not match its config.json")
+    if unexpected:
+        more = f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""
+        raise CheckpointError(f"{folder} holds unexpected tensor {', '.join(sorted(unexpected)[:3])}{more}: "
+                              f"is this a KyutaiSpeechToText -trfs checkpoint?")
+    state: dict[str, torch.Tensor] = {}
+    grouped: dict[Path, list[str]] = {}
+    for name, ckpt_name in by_module.items():
+        grouped.setdefault(files[ckpt_name], []).append(name)
+    done, total = 0, len(by_module)
+    for path, names in grouped.items():
+        try:
+            with safe_open(path, "pt") as f:
+                for name in names:
+                    ckpt_name = by_module[name]
+                    shape = tuple(f.get_slice(ckpt_name).get_shape())
+                    if shape != expected[name]:
+                        raise CheckpointError(f"tensor {ckpt_name} in {path.name} has shape {list(shape)} but "
+                                              f"config.json implies {list(expected[name])}: config and weights disagree")
+                    target = torch.float32 if name.startswith("codec_model.") else decoder_dtype
+                    state[name] = f.get_tensor(ckpt_name).to(device=device, dtype=target)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and "
+                                  f"download it again") from None
+    return state

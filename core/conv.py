@@ -1,0 +1,38 @@
+"""Causal 1-D convolution that streams: each call sees only new samples plus a left history.
+
+For kernel k, stride s and dilation d the conv needs p = (k-1)d + 1 - s samples of left context.
+Offline, that context is p zeros (or copies of the first sample in "replicate" mode); streaming, it
+is the last p input samples of the previous call, kept in a preallocated history buffer. With inputs
+whose length is a multiple of the stride, both give the same outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CausalConv1d(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1,
+                 bias: bool = True, pad_mode: str = "constant"):
+        super().__init__()
+        self.conv = nn.Conv1d(in_ch, out_ch, kernel, stride=stride, dilation=dilation, bias=bias)
+        self.in_channels, self.stride = in_ch, stride
+        self.history_len = (kernel - 1) * dilation + 1 - stride
+        self.pad_mode = pad_mode
+        self.state_index = -1  # slot in CodecState.conv_history, set when the codec is built
+
+    def new_history(self, batch: int, device, dtype) -> torch.Tensor:
+        return torch.zeros(batch, self.in_channels, self.history_len, device=device, dtype=dtype)
+
+    def step(self, x: torch.Tensor, history: torch.Tensor, fresh: torch.Tensor | None) -> torch.Tensor:
+        """x [B, C_in, T] (T a multiple of the stride) -> [B, C_out, T / stride]; updates `history`."""
+        p = self.history_len
+        if p == 0:
+            return self.conv(x)
+        if self.pad_mode == "replicate" and fresh is not None and bool(fresh.any()):
+            # a stream's first call: its left context is its first sample repeated, not zeros
+            history[fresh] = x[fresh, :, :1].expand(-1, -1, p)
+        inp = torch.cat((history, x), dim=-1)  # [B, C_in, p + T]
+        history.copy_(inp[..., -p:])
+        return self.conv(inp)

@@ -1,0 +1,85 @@
+"""Stateless building blocks shared by the codec's transformer and the text decoder."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation computed in float32 whatever the model dtype (the checkpoints' eps is 1e-8)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (xf * self.weight.float()).type_as(x)
+
+
+class LayerScale(nn.Module):
+    """Per-channel residual scale of the codec transformer (`*_layer_scale.scale`)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class GatedMLP(nn.Module):
+    """Decoder FFN: fc1 gives [gate | value], out = fc2(silu(gate) * value)."""
+
+    def __init__(self, hidden: int, ffn_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden, ffn_dim, bias=False)
+        self.fc2 = nn.Linear(ffn_dim // 2, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.fc1(x).chunk(2, dim=-1)  # 2 x [B, S, ffn_dim / 2]
+        return self.fc2(F.silu(gate) * value)
+
+
+class GeluMLP(nn.Module):
+    """Codec FFN: plain exact-erf GELU between two bias-free linears."""
+
+    def __init__(self, hidden: int, inner: int):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden, inner, bias=False)
+        self.fc2 = nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Rotary:
+    """Rotary position embedding, half-split ("rotate_half") convention of the -trfs weights.
+
+    The converter permuted the q/k rows of Kyutai's interleaved-pair weights so that this form is
+    exact (model-spec-transformers §2.3). Angles are computed in float32 from absolute positions,
+    which keep growing for the whole stream: nothing here is tied to a maximum length.
+    """
+
+    def __init__(self, head_dim: int, theta: float):
+        self.head_dim = head_dim
+        self.inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device="cpu").float() / head_dim))
+
+    def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions [B, S] (int) -> cos, sin [B, 1, S, head_dim] ready to broadcast over heads."""
+        if self.inv_freq.device != positions.device:
+            self.inv_freq = self.inv_freq.to(positions.device)
+        inv_freq = self.inv_freq
+        freqs = positions.float()[..., None] * inv_freq  # [B, S, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [B, 1, S, D]
+        return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin

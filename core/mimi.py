@@ -1,0 +1,227 @@
+"""The Mimi codec's encoder, streaming: 1920 samples in, one frame of codes out.
+
+SEANet (causal convs, strides 4·5·6·8 -> 25 Hz) -> 8-layer transformer over a ring cache ->
+stride-2 conv to 12.5 Hz -> split residual vector quantizer. Only the encoder half exists here: the
+decoder half of the checkpoint is never needed to transcribe and is not even read from disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import Attention
+from .config import MimiConfig
+from .conv import CausalConv1d
+from .kv_cache import RingKVCache
+from .layers import GeluMLP, LayerScale, Rotary
+
+
+class ResBlock(nn.Module):
+    """x + conv_k1(elu(conv_k3(elu(x)))); `block` keeps the ELUs so indices match the checkpoint."""
+
+    def __init__(self, cfg: MimiConfig, dim: int, dilation: int):
+        super().__init__()
+        hidden = dim // cfg.compress
+        self.block = nn.ModuleList([
+            nn.ELU(), CausalConv1d(dim, hidden, cfg.residual_kernel_size, dilation=dilation, pad_mode=cfg.pad_mode),
+            nn.ELU(), CausalConv1d(hidden, dim, 1, pad_mode=cfg.pad_mode),
+        ])
+        self.shortcut = CausalConv1d(dim, dim, 1, pad_mode=cfg.pad_mode) if cfg.use_conv_shortcut else None
+
+    def step(self, x, state: "CodecState"):
+        h = x
+        for layer in self.block:
+            h = layer.step(h, state.conv_history[layer.state_index], state.fresh) if isinstance(layer, CausalConv1d) else layer(h)
+        skip = x if self.shortcut is None else self.shortcut.step(x, state.conv_history[self.shortcut.state_index], state.fresh)
+        return skip + h
+
+
+class SeanetEncoder(nn.Module):
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        layers: list[nn.Module] = [CausalConv1d(1, cfg.num_filters, cfg.kernel_size, pad_mode=cfg.pad_mode)]
+        ch = cfg.num_filters
+        for ratio in reversed(cfg.upsampling_ratios):
+            layers += [ResBlock(cfg, ch, d) for d in cfg.dilations]
+            layers += [nn.ELU(), CausalConv1d(ch, ch * 2, ratio * 2, stride=ratio, pad_mode=cfg.pad_mode)]
+            ch *= 2
+        layers += [nn.ELU(), CausalConv1d(ch, cfg.hidden_size, cfg.last_kernel_size, pad_mode=cfg.pad_mode)]
+        self.layers = nn.ModuleList(layers)
+
+    def step(self, x, state: "CodecState"):
+        for layer in self.layers:
+            if isinstance(layer, CausalConv1d):
+                x = layer.step(x, state.conv_history[layer.state_index], state.fresh)
+            elif isinstance(layer, ResBlock):
+                x = layer.step(x, state)
+            else:
+                x = layer(x)
+        return x
+
+
+class CodecTransformerLayer(nn.Module):
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        d = cfg.hidden_size
+        self.input_layernorm = nn.LayerNorm(d, eps=cfg.norm_eps)
+        self.self_attn = Attention(d, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim)
+        self.self_attn_layer_scale = LayerScale(d)
+        self.post_attention_layernorm = nn.LayerNorm(d, eps=cfg.norm_eps)
+        self.mlp = GeluMLP(d, cfg.intermediate_size)
+        self.mlp_layer_scale = LayerScale(d)
+
+    def forward(self, x, cos, sin, mask, cache, layer, slots):
+        attn, _ = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer, slots)
+        x = x + self.self_attn_layer_scale(attn)
+        return x + self.mlp_layer_scale(self.mlp(self.post_attention_layernorm(x)))
+
+
+class CodecTransformer(nn.Module):
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        self.layers = nn.ModuleList([CodecTransformerLayer(cfg) for _ in range(cfg.num_hidden_layers)])
+        self.rotary = Rotary(cfg.head_dim, cfg.rope_theta)
+
+    def step(self, x, cache: RingKVCache):
+        """x [B, T, D] at 25 Hz -> [B, T, D], attending over the stream's last `sliding_window` steps."""
+        slots, positions, mask = cache.advance(x.shape[1])
+        cos, sin = self.rotary.cos_sin(positions, x.dtype)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, cache, i, slots)
+        return x
+
+
+class Codebook(nn.Module):
+    """Centroids are stored as running sums and counts; we divide once after loading."""
+
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        self.register_buffer("embed_sum", torch.zeros(cfg.codebook_size, cfg.codebook_dim))
+        self.register_buffer("cluster_usage", torch.ones(cfg.codebook_size))
+        self.centroids: torch.Tensor | None = None
+
+    def refresh(self) -> None:
+        self.centroids = self.embed_sum / self.cluster_usage.clamp(min=1e-5)[:, None]
+
+    def nearest(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, dim] -> index of the nearest centroid [N] (Euclidean, ties to the lowest index)."""
+        if self.centroids is None:
+            self.refresh()
+        return torch.cdist(x[None].float(), self.centroids[None].float())[0].argmin(dim=-1)
+
+
+class _CodebookHolder(nn.Module):
+    """Keeps the checkpoint's `layers.{i}.codebook.*` key names."""
+
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        self.codebook = Codebook(cfg)
+
+
+class ResidualVQ(nn.Module):
+    def __init__(self, cfg: MimiConfig, n: int):
+        super().__init__()
+        self.input_proj = nn.Conv1d(cfg.hidden_size, cfg.codebook_dim, 1, bias=False)
+        self.layers = nn.ModuleList([_CodebookHolder(cfg) for _ in range(n)])
+
+    def encode(self, latent: torch.Tensor, n: int) -> list[torch.Tensor]:
+        """latent [B, D, 1] -> n code tensors [B]; each level quantizes what the previous left over."""
+        residual = self.input_proj(latent)[..., 0]  # [B, codebook_dim]
+        codes = []
+        for holder in self.layers[:n]:
+            book = holder.codebook
+            idx = book.nearest(residual)
+            residual = residual - book.centroids[idx]
+            codes.append(idx)
+        return codes
+
+
+class SplitRVQ(nn.Module):
+    """Semantic codebook(s) and acoustic codebooks quantize the same latent with their own projections."""
+
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        self.n_semantic = cfg.num_semantic_quantizers
+        self.semantic_residual_vector_quantizer = ResidualVQ(cfg, cfg.num_semantic_quantizers)
+        self.acoustic_residual_vector_quantizer = ResidualVQ(cfg, cfg.num_quantizers - cfg.num_semantic_quantizers)
+
+    def encode(self, latent: torch.Tensor, n: int) -> torch.Tensor:
+        """latent [B, D, 1] -> codes [B, n], semantic first."""
+        codes = self.semantic_residual_vector_quantizer.encode(latent, min(n, self.n_semantic))
+        if n > self.n_semantic:
+            codes += self.acoustic_residual_vector_quantizer.encode(latent, n - self.n_semantic)
+        return torch.stack(codes, dim=1)
+
+    def refresh(self) -> None:
+        for module in self.modules():
+            if isinstance(module, Codebook):
+                module.refresh()
+
+
+@dataclass
+class CodecState:
+    """Everything the codec remembers between frames; sized once, reset in place."""
+
+    conv_history: list[torch.Tensor]
+    kv: RingKVCache
+    fresh: torch.Tensor  # [B] bool: the stream has not been fed yet (replicate padding needs its first sample)
+
+    def reset(self, streams: torch.Tensor | None = None) -> None:
+        if streams is None:
+            for h in self.conv_history:
+                h.zero_()
+            self.kv.reset()
+            self.fresh.fill_(True)
+        else:
+            for h in self.conv_history:
+                h[streams] = 0
+            self.kv.reset(streams)
+            self.fresh[streams] = True
+
+
+class MimiEncoder(nn.Module):
+    """Named `codec_model` in the checkpoint; keeps the flat Mimi key layout of the hub files."""
+
+    def __init__(self, cfg: MimiConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = SeanetEncoder(cfg)
+        self.encoder_transformer = CodecTransformer(cfg)
+        self.downsample = CausalConv1d(cfg.hidden_size, cfg.hidden_size, 2 * cfg.latent_stride,
+                                       stride=cfg.latent_stride, bias=False, pad_mode="replicate")
+        self.quantizer = SplitRVQ(cfg)
+        self._convs = [m for m in self.modules() if isinstance(m, CausalConv1d)]
+        for i, conv in enumerate(self._convs):
+            conv.state_index = i
+
+    def new_state(self, batch: int) -> CodecState:
+        p = next(self.parameters())
+        return CodecState(
+            conv_history=[c.new_history(batch, p.device, p.dtype) for c in self._convs],
+            kv=RingKVCache(layers=self.config.num_hidden_layers, batch=batch,
+                           kv_heads=self.config.num_key_value_heads, head_dim=self.config.head_dim,
+                           window=self.config.sliding_window, max_chunk=self.config.latent_stride,
+                           dtype=p.dtype, device=p.device),
+            fresh=torch.ones(batch, dtype=torch.bool, device=p.device),
+        )
+
+    def encode_step(self, frame: torch.Tensor, state: CodecState, num_codebooks: int) -> torch.Tensor:
+        """frame [B, frame_size] float32 -> codes [B, num_codebooks]."""
+        x = self.encoder.step(frame[:, None, :], state)  # [B, D, 2] at 25 Hz
+        x = self.encoder_transformer.step(x.transpose(1, 2), state.kv).transpose(1, 2)  # [B, D, 2]
+        latent = self.downsample.step(x, state.conv_history[self.downsample.state_index], state.fresh)  # [B, D, 1]
+        state.fresh.fill_(False)
+        return self.quantizer.encode(latent, num_codebooks)
+
+    def encode(self, audio: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
+        """Whole clips [B, L] (L a multiple of frame_size) -> codes [B, K, L / frame_size]."""
+        n = num_codebooks or self.config.num_quantizers
+        fs = self.config.frame_size
+        assert audio.shape[-1] % fs == 0, "encode() takes whole frames"
+        state = self.new_state(audio.shape[0])
+        frames = [self.encode_step(audio[:, i:i + fs], state, n) for i in range(0, audio.shape[-1], fs)]
+        return torch.stack(frames, dim=-1)
