@@ -1,0 +1,178 @@
+"""Live transcription: push audio of any length, get final words with timestamps back.
+
+The transcriber feeds the same frame schedule as `generate` (see core.generation): the silence
+prefix goes in first, every whole 1920-sample frame is stepped as soon as it is complete, and
+`flush()` appends the same tail of silence the feature extractor would, so that a pushed clip gives
+the very tokens `generate(**processor(clip))` gives. Memory is fixed once built: one partial frame,
+the codec's conv histories and ring caches, the decoder's ring cache.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AudioError
+from .feature_extraction import KyutaiSpeechToTextFeatureExtractor
+from .generation import FrameStepper, steps_for
+from .modeling import KyutaiSpeechToTextForConditionalGeneration
+from .tokenizer import TextTokenizer
+from .words import Word, WordSegmenter
+
+
+class StreamingTranscriber:
+    def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, tokenizer: TextTokenizer,
+                 feature_extractor: KyutaiSpeechToTextFeatureExtractor, batch_size: int = 1,
+                 keep_tokens: bool = True):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.sample_rate = model.config.sampling_rate
+        self.frame_samples = model.config.frame_size
+        self.keep_tokens = keep_tokens
+        self._prefix, self._suffix = feature_extractor.padding
+        self.delay_s = feature_extractor.audio_delay_seconds
+        offset_s = (self._prefix / self.sample_rate) + self.delay_s
+        self._stepper = FrameStepper(model, batch_size)
+        self._segmenters = [WordSegmenter(tokenizer, model.config.frame_rate, offset_s) for _ in range(batch_size)]
+        self._partial = torch.zeros(batch_size, self.frame_samples, dtype=torch.float32)
+        self._tokens = [array("q") for _ in range(batch_size)]
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike, device: Any = None, dtype: Any = None, batch_size: int = 1,
+                        keep_tokens: bool = True, **load_kwargs) -> "StreamingTranscriber":
+        from .checkpoint import resolve_checkpoint
+
+        folder = resolve_checkpoint(source, **{k: v for k, v in load_kwargs.items() if k in ("revision", "cache_dir", "tqdm_class")})
+        model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
+            folder, device_map=device, dtype=dtype, **{k: v for k, v in load_kwargs.items() if k == "progress"})
+        tokenizer = TextTokenizer.from_file(folder / "tokenizer.json")
+        features = KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder)
+        return cls(model, tokenizer, features, batch_size=batch_size, keep_tokens=keep_tokens)
+
+    # -- stream control ---------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Start a new stream (same model): forget all audio, tokens and open words."""
+        self._stepper.reset()
+        self._fill = 0
+        self._pushed = 0  # samples pushed by the caller, per stream
+        self._fed = 0  # samples fed to the schedule, prefix included
+        self._finished = False
+        self._new_words: list[list[Word]] = [[] for _ in range(self.batch_size)]
+        for seg in self._segmenters:
+            seg.reset()
+        for toks in self._tokens:
+            del toks[:]
+        self._started = False
+
+    def _start(self) -> None:
+        first = self._stepper.start()
+        self._started = True
+        self._record(first)
+        self._feed(torch.zeros(self.batch_size, self._prefix))
+
+    @property
+    def tokens(self) -> list[list[int]]:
+        """Raw text-token stream per batch item, BOS first (as `generate` returns it)."""
+        bos = self.model.config.bos_token_id
+        return [[bos] + list(t) for t in self._tokens]
+
+    @property
+    def pending_text(self) -> str:
+        """The word being formed in stream 0 (not final yet)."""
+        return self._segmenters[0].pending_text
+
+    @property
+    def pending_texts(self) -> list[str]:
+        return [s.pending_text for s in self._segmenters]
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio pushed so far in this stream."""
+        return self._pushed / self.sample_rate
+
+    @property
+    def steps(self) -> int:
+        return self._stepper.steps
+
+    # -- audio in, words out ----------------------------------------------------------------------
+
+    def push(self, pcm) -> list[Word] | list[list[Word]]:
+        """Feed float32 24 kHz samples, shape (n,) or (batch, n); returns the words that became final."""
+        batched, audio = self._check(pcm)
+        if self._finished:
+            self.reset()
+        self._new_words = [[] for _ in range(self.batch_size)]
+        if not self._started:
+            self._start()
+        self._pushed += audio.shape[1]
+        self._feed(audio)
+        return self._new_words if batched else self._new_words[0]
+
+    def flush(self) -> list[Word] | list[list[Word]]:
+        """End the stream: the trailing silence the model's delay needs, then the last words."""
+        self._new_words = [[] for _ in range(self.batch_size)]
+        if self._finished:
+            return self._new_words if self.batch_size > 1 else self._new_words[0]
+        if not self._started:
+            self._start()
+        total = self._fed + self._suffix
+        heard = steps_for(total, self.frame_samples) - 1  # frames the schedule lets the decoder hear
+        while self._stepper.steps - 1 < heard:
+            self._partial[:, self._fill:] = 0.0
+            self._fill = self.frame_samples
+            self._step_frame()
+        end_index = self._stepper.steps
+        for b, seg in enumerate(self._segmenters):
+            self._new_words[b].extend(seg.flush(end_index + 1))
+        self._finished = True
+        return self._new_words if self.batch_size > 1 else self._new_words[0]
+
+    def _check(self, pcm) -> tuple[bool, torch.Tensor]:
+        if isinstance(pcm, torch.Tensor):
+            pcm = pcm.detach().cpu().numpy()
+        arr = np.asarray(pcm)
+        if arr.dtype.kind != "f":
+            raise AudioError(f"push() takes float samples in [-1, 1], got dtype {arr.dtype}")
+        batched = arr.ndim == 2
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[0] != self.batch_size:
+            raise AudioError(f"push() takes shape (samples,) or ({self.batch_size}, samples), got {arr.shape}")
+        if not batched and self.batch_size != 1:
+            raise AudioError(f"this transcriber runs {self.batch_size} streams: push shape ({self.batch_size}, samples)")
+        if not np.isfinite(arr).all():
+            raise AudioError("audio contains NaN or infinite samples")
+        return batched, torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+    def _feed(self, audio: torch.Tensor) -> None:
+        """Append samples [B, n] to the partial frame, stepping every frame that completes."""
+        n, at = audio.shape[1], 0
+        self._fed += n
+        while at < n:
+            take = min(self.frame_samples - self._fill, n - at)
+            self._partial[:, self._fill:self._fill + take] = audio[:, at:at + take]
+            self._fill += take
+            at += take
+            if self._fill == self.frame_samples:
+                self._step_frame()
+
+    def _step_frame(self) -> None:
+        token = self._stepper.step(self._partial)
+        self._fill = 0
+        self._record(token)
+
+    def _record(self, token: torch.Tensor) -> None:
+        index = self._stepper.steps  # index of this token in `tokens` (BOS is index 0)
+        for b, tok in enumerate(token.tolist()):
+            if self.keep_tokens:
+                self._tokens[b].append(tok)
+            self._new_words[b].extend(self._segmenters[b].feed(index, tok))
