@@ -2,20 +2,41 @@
 
 The documented transformers-style API (`KyutaiSpeechToText*`) plus true streaming
 (`StreamingTranscriber`: push audio, get final words with timestamps).
+
+Names are imported on first use, so that torch-free parts (`core.words`, `core.errors`,
+`core.config`) can be used by the app's audio and export code without loading torch.
 """
 
-from .checkpoint import DEFAULT_MODEL
-from .config import KyutaiSpeechToTextConfig, MimiConfig
-from .errors import AudioError, CheckpointError, ConfigError, SurtitleError
-from .feature_extraction import BatchFeature, KyutaiSpeechToTextFeatureExtractor
-from .modeling import KyutaiSpeechToTextForConditionalGeneration, KyutaiSpeechToTextModel
-from .processing import KyutaiSpeechToTextProcessor
-from .streaming import StreamingTranscriber
-from .tokenizer import TextTokenizer
-from .words import Word
+from importlib import import_module
 
-__all__ = [
-    "DEFAULT_MODEL", "KyutaiSpeechToTextConfig", "MimiConfig", "AudioError", "CheckpointError", "ConfigError",
-    "SurtitleError", "BatchFeature", "KyutaiSpeechToTextFeatureExtractor", "KyutaiSpeechToTextForConditionalGeneration",
-    "KyutaiSpeechToTextModel", "KyutaiSpeechToTextProcessor", "StreamingTranscriber", "TextTokenizer", "Word",
-]
+_EXPORTS = {
+    "DEFAULT_MODEL": "config",
+    "KyutaiSpeechToTextConfig": "config",
+    "MimiConfig": "config",
+    "SurtitleError": "errors",
+    "AudioError": "errors",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "BatchFeature": "feature_extraction",
+    "KyutaiSpeechToTextFeatureExtractor": "feature_extraction",
+    "KyutaiSpeechToTextModel": "modeling",
+    "KyutaiSpeechToTextForConditionalGeneration": "modeling",
+    "KyutaiSpeechToTextProcessor": "processing",
+    "StreamingTranscriber": "streaming",
+    "TextTokenizer": "tokenizer",
+    "Word": "words",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

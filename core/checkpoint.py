@@ -18,12 +18,11 @@ from typing import Any, Callable
 
 import torch
 
-from .config import KyutaiSpeechToTextConfig
+from .config import DEFAULT_MODEL, KyutaiSpeechToTextConfig
 from .errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "kyutai/stt-1b-en_fr-trfs"
 _HUB_FILES = ["*.json", "*.safetensors"]
 
 # checkpoint name -> our module name (files written by transformers keep Mimi's flat layout; the

@@ -21,6 +21,8 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MODEL = "kyutai/stt-1b-en_fr-trfs"  # what the app and the command line load unless told otherwise
+
 # keys that transformers writes into every config.json and that carry no shape information
 _BOOKKEEPING_KEYS = {
     "architectures", "transformers_version", "_name_or_path", "model_type", "dtype", "torch_dtype",

@@ -38,6 +38,7 @@ class FrameStepper:
         self.last_token = torch.full((batch,), cfg.bos_token_id, dtype=torch.long, device=device)
         self.steps = 0
 
+    @torch.inference_mode()  # the state tensors are inference tensors once stepped
     def reset(self) -> None:
         self.codec_state.reset()
         self.cache.reset()

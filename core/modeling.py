@@ -110,12 +110,8 @@ class KyutaiSpeechToTextModel(nn.Module):
 
     def step(self, input_ids: torch.Tensor, cache: RingKVCache) -> torch.Tensor:
         """The streaming step: input_ids [B, 1, 1 + K] -> normed hidden state [B, 1, H]."""
-        slots, positions, mask = cache.advance(1)
-        x = self.embed_tokens(input_ids)
-        cos, sin = self.rotary.cos_sin(positions, x.dtype)
-        for i, layer in enumerate(self.layers):
-            x, _ = layer(x, cos, sin, mask, cache, i, slots)
-        return self.norm(x)
+        hidden, _ = self._chunk(self.embed_tokens(input_ids), None, None, cache, want_attn=False)
+        return hidden[-1]
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,
@@ -128,48 +124,44 @@ class KyutaiSpeechToTextModel(nn.Module):
                                  f"(text id + {self.config.num_codebooks} audio codes), got {tuple(input_ids.shape)}")
             inputs_embeds = self.embed_tokens(input_ids)
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        x = inputs_embeds
-        b, s, _ = x.shape
+        b, s, _ = inputs_embeds.shape
         cache = past_key_values
         if cache is None and use_cache:
             cache = self.new_cache(b, max_chunk=max(s, 1))
-        hidden, attns = [], []
-        # a cache takes chunks up to the size it was made for: feed longer sequences piecewise
-        chunk = cache.max_chunk if cache is not None else s
-        for lo in range(0, s, chunk):
-            part = x[:, lo:lo + chunk]
-            n = part.shape[1]
-            if cache is not None:
-                if attention_mask is not None and not bool(attention_mask.all()):
-                    raise ValueError("attention_mask with padding is only supported without a cache (use_cache=False)")
-                slots, positions, mask = cache.advance(n)
-            else:
-                slots = None
-                positions = position_ids if position_ids is not None else torch.arange(s, device=x.device)[None].expand(b, s)
-                if cache_position is not None and position_ids is None:
-                    positions = cache_position[None].expand(b, s)
-                mask = sliding_causal_mask(positions, self.config.sliding_window)
-                if attention_mask is not None:
-                    mask = mask & attention_mask.bool()[:, None, None, :]
-            if position_ids is not None:
-                positions = position_ids[:, lo:lo + n]
-            cos, sin = self.rotary.cos_sin(positions, part.dtype)
-            layer_hidden = [part]
-            for i, layer in enumerate(self.layers):
-                part, w = layer(part, cos, sin, mask, cache, i, slots, return_weights=bool(output_attentions))
-                layer_hidden.append(part)
-                attns.append(w)
-            layer_hidden[-1] = self.norm(part)
-            hidden.append(layer_hidden)
-        last = torch.cat([h[-1] for h in hidden], dim=1)
-        all_hidden = None
-        if output_hidden_states:
-            all_hidden = tuple(torch.cat([h[i] for h in hidden], dim=1) for i in range(len(self.layers) + 1))
-        all_attn = None
-        if output_attentions:
-            n_layers = len(self.layers)
-            all_attn = tuple(attns[i] for i in range(n_layers)) if len(hidden) == 1 else tuple(attns[-n_layers:])
-        return BaseModelOutputWithPast(last, cache if use_cache else None, all_hidden, all_attn)
+        if cache is not None and attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("attention_mask with padding is only supported without a cache (use_cache=False)")
+        if position_ids is None and cache is None:
+            start = 0 if cache_position is None else int(cache_position[0])
+            position_ids = torch.arange(start, start + s, device=inputs_embeds.device)[None].expand(b, s)
+        # a cache takes chunks up to the size it was made for: longer sequences go in piecewise
+        chunk = cache.max_chunk if cache is not None else max(s, 1)
+        parts = [self._chunk(inputs_embeds[:, lo:lo + chunk],
+                             None if position_ids is None else position_ids[:, lo:lo + chunk],
+                             attention_mask, cache, bool(output_attentions))
+                 for lo in range(0, s, chunk)]
+        hidden = tuple(torch.cat(h, dim=1) for h in zip(*(p[0] for p in parts)))
+        attentions = tuple(torch.cat(a, dim=2) for a in zip(*(p[1] for p in parts))) if output_attentions else None
+        return BaseModelOutputWithPast(hidden[-1], cache if use_cache else None,
+                                       hidden if output_hidden_states else None, attentions)
+
+    def _chunk(self, x, positions, attention_mask, cache, want_attn):
+        """Run every layer over one chunk [B, n, H]; returns (hidden states per layer, attentions)."""
+        slots = None
+        if cache is not None:
+            slots, ring_positions, mask = cache.advance(x.shape[1])
+            positions = ring_positions if positions is None else positions
+        else:
+            mask = sliding_causal_mask(positions, self.config.sliding_window)
+            if attention_mask is not None:
+                mask = mask & attention_mask.bool()[:, None, None, :]
+        cos, sin = self.rotary.cos_sin(positions, x.dtype)
+        hidden, attns = [x], []
+        for i, layer in enumerate(self.layers):
+            x, weights = layer(x, cos, sin, mask, cache, i, slots, return_weights=want_attn)
+            hidden.append(x)
+            attns.append(weights)
+        hidden[-1] = self.norm(x)  # as in transformers, the last entry is the normed output
+        return hidden, attns
 
 
 class KyutaiSpeechToTextForConditionalGeneration(nn.Module):

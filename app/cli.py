@@ -1,0 +1,382 @@
+"""The `surtitle` command line.
+
+`surtitle transcribe FILE...` streams audio files through the engine and writes txt, srt, vtt or
+json. Further commands (`live`, `bench`) plug in the same way: an `_add_<name>` function that
+builds the subparser and sets `run`, a function `(args, transcriber_factory) -> exit code`.
+
+Errors reach the user as one line, `surtitle: error: <message>`, and exit code 1; only --verbose
+shows a traceback. The engine is created through a factory so tests can stand in a fake for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from app.audio_file import audio_duration_s, iter_audio_blocks
+from app.export import FORMATS, to_txt, write_text_atomic
+from core.config import DEFAULT_MODEL  # torch-free: `--help` stays fast
+from core.errors import AudioError, CheckpointError, SurtitleError
+from core.words import Word
+
+PROGRESS_MIN_S = 30.0  # shorter files finish before a progress bar would tell anything
+BLOCK_S = 5.0  # audio handed to the engine per push: bounded memory, frequent progress updates
+_CHECKPOINT_HINT = (
+    "to run without the Hub, pass --model /path/to/folder holding the checkpoint's config.json, "
+    "tokenizer.json and *.safetensors files"
+)
+
+
+class Transcriber(Protocol):
+    """What the command line needs of `core.StreamingTranscriber`."""
+
+    sample_rate: int
+
+    def push(self, pcm: np.ndarray) -> list[Word]: ...
+    def flush(self) -> list[Word]: ...
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    source: str  # hub repo id or local checkpoint folder
+    device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
+    dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
+    quantize: str | None  # "int8", or None for full-precision weights
+
+
+TranscriberFactory = Callable[[ModelOptions], Transcriber]
+
+
+def load_transcriber(options: ModelOptions) -> Transcriber:
+    """The real engine. torch is imported here, not at module level, so `--help` stays instant."""
+    import torch
+
+    from core import StreamingTranscriber
+
+    dtype = None if options.dtype is None else getattr(torch, options.dtype)
+    return StreamingTranscriber.from_pretrained(
+        options.source, device=options.device, dtype=dtype, quantize=options.quantize
+    )
+
+
+class _UsageError(Exception):
+    """Arguments that parse but do not make sense together (exit code 2, like argparse)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(
+    argv: Sequence[str] | None = None, *, transcriber_factory: TranscriberFactory = load_transcriber
+) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on bad arguments; we return codes
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args, transcriber_factory)
+    except _UsageError as exc:
+        _error(str(exc))
+        return 2
+    except SurtitleError as exc:
+        _error(str(exc), exc if args.verbose else None)
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: one line by default, the traceback on request
+        summary = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+        if args.verbose:
+            _error(summary, exc)
+        else:
+            _error(f"{summary} (rerun with --verbose to see the traceback)")
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="surtitle", description="Live captions and transcripts with Kyutai's streaming speech-to-text."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of errors")
+    _add_transcribe(commands, common)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Engine options shared by every command that loads a model."""
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, metavar="ID_OR_DIR",
+        help=f"Hugging Face repo id or local checkpoint folder (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--device", default="auto", type=_device_name, help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+        help="weight and compute precision (default: chosen by the engine for the device)",
+    )
+    parser.add_argument(
+        "--quantize", default="none", choices=["none", "int8"], help="quantize the weights (default: none)"
+    )
+
+
+def _model_options(args: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(
+        source=args.model,
+        device=None if args.device == "auto" else args.device,
+        dtype=None if args.dtype == "auto" else args.dtype,
+        quantize=None if args.quantize == "none" else args.quantize,
+    )
+
+
+def _device_name(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# surtitle transcribe
+
+
+def _add_transcribe(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "transcribe", parents=[common], help="transcribe audio files",
+        description="Transcribe audio files (WAV, FLAC, OGG, MP3; any rate, any channel count).",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files to transcribe")
+    _add_model_options(p)
+    p.add_argument(
+        "-f", "--format", choices=sorted(FORMATS),
+        help="output format (default: from the -o file's extension, else txt)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT",
+        help="output file for one input, or folder for several; '-' for stdout "
+        "(default: stdout for one input, next to each input for several)",
+    )
+    p.add_argument("--timestamps", action="store_true", help="txt only: start each paragraph with [hh:mm:ss]")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help=f"progress bar on stderr (default: for files over {PROGRESS_MIN_S:.0f} s "
+        "when stderr is a terminal)",
+    )
+    p.set_defaults(run=run_transcribe)
+
+
+def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFactory) -> int:
+    fmt = args.format or _format_from_extension(args.output) or "txt"
+    extension, render = FORMATS[fmt]
+    if args.timestamps and fmt == "txt":
+        render = _txt_with_timestamps
+    targets = _plan_outputs(args.files, args.output, extension)
+
+    # Check every file's header before loading the model: a typo should not cost a model load.
+    failed = False
+    jobs = []
+    for path, target in zip(args.files, targets):
+        try:
+            jobs.append((path, target, audio_duration_s(path)))
+        except AudioError as exc:
+            _error(str(exc), exc if args.verbose else None)
+            failed = True
+    if not jobs:
+        return 1
+
+    transcriber = _load_model(transcriber_factory, _model_options(args))  # once, for all files
+    for path, target, duration_s in jobs:
+        show_progress = args.progress if args.progress is not None else (
+            duration_s > PROGRESS_MIN_S and sys.stderr.isatty()
+        )
+        try:
+            words, seconds = transcribe_file(transcriber, path, show_progress)
+        except SurtitleError as exc:  # this file is lost, the others still run
+            _error(str(exc), exc if args.verbose else None)
+            failed = True
+            continue
+        meta = {"model": args.model, "file": str(path), "duration_s": round(seconds, 3)}
+        if not _deliver(render(words, meta), target, path, extension):
+            failed = True
+    return 1 if failed else 0
+
+
+def _txt_with_timestamps(words: Sequence[Word], meta: Mapping[str, object]) -> str:
+    return to_txt(words, timestamps=True)
+
+
+def transcribe_file(
+    transcriber: Transcriber, path: Path, show_progress: bool = False
+) -> tuple[list[Word], float]:
+    """Stream one file through the engine block by block; return its words and its length in seconds."""
+    from tqdm import tqdm  # comes with huggingface_hub; imported late like the other heavy parts
+
+    transcriber.reset()  # a previous file, or one that failed half-way, must not leak into this one
+    rate = transcriber.sample_rate
+    words: list[Word] = []
+    samples = 0
+    with tqdm(
+        total=audio_duration_s(path), desc=path.name, file=sys.stderr, disable=not show_progress,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
+    ) as bar:
+        for block in iter_audio_blocks(path, block_s=BLOCK_S, sample_rate=rate):
+            words.extend(transcriber.push(block))
+            samples += len(block)
+            # the resampled length may round a little past the header's, which tqdm would warn about
+            bar.update(min(len(block) / rate, bar.total - bar.n))
+        words.extend(transcriber.flush())
+        bar.update(bar.total - bar.n)  # and may fall a little short of it: end the bar full
+    return words, samples / rate
+
+
+def _load_model(factory: TranscriberFactory, options: ModelOptions) -> Transcriber:
+    """Build the engine; any failure becomes one CheckpointError line saying what to do.
+
+    The engine's own errors already are such lines (they name the file, the device, the hub
+    problem), so they pass unchanged; raw hub and file-system errors get explained here.
+    """
+    from huggingface_hub.errors import HFValidationError  # a bad repo id; a ValueError, not an OSError
+
+    try:
+        return factory(options)
+    except (OSError, HFValidationError) as exc:
+        source = options.source
+        if Path(source).expanduser().is_dir():
+            raise CheckpointError(f"cannot load the model in folder {source!r}: {_first_line(exc)}") from exc
+        raise CheckpointError(
+            f"cannot load model {source!r} from the Hugging Face Hub ({_hub_reason(exc)}); {_CHECKPOINT_HINT}"
+        ) from exc
+
+
+def _hub_reason(exc: BaseException) -> str:
+    """Name the usual hub failures in words rather than show an HTTP dump."""
+    from huggingface_hub import errors as hub
+
+    if isinstance(exc, hub.GatedRepoError):
+        return "the repository is gated: accept its terms on huggingface.co, then run `hf auth login`"
+    if isinstance(exc, hub.RepositoryNotFoundError):
+        return "no such repository, or it needs a login"
+    if isinstance(exc, (hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, ConnectionError)):
+        return "no network connection and no copy in the local cache"
+    if isinstance(exc, hub.HFValidationError):
+        return "it is neither an existing folder nor a valid repository id"
+    return _first_line(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where transcripts go
+
+
+def _format_from_extension(output: str | None) -> str | None:
+    if output is None or output == "-":
+        return None
+    suffix = Path(output).suffix.lower()
+    return next((name for name, f in FORMATS.items() if f.extension == suffix), None)
+
+
+def _plan_outputs(files: list[Path], output: str | None, extension: str) -> list[Path | None]:
+    """One destination per input; None means stdout."""
+    if output == "-" or (output is None and len(files) == 1):
+        if len(files) > 1:
+            raise _UsageError("-o - (stdout) takes one input file; give a folder to -o for several")
+        return [None]
+    if output is None:
+        targets = [f.with_suffix(extension) for f in files]  # next to each input
+    else:
+        out = Path(output)
+        as_folder = out.is_dir() or len(files) > 1 or output.endswith(("/", os.sep))
+        if not as_folder:
+            return [out]
+        if out.exists() and not out.is_dir():
+            raise _UsageError(f"-o {output!r} is a file; with several inputs -o must name a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # each write will then fail and fall back, which keeps and reports the transcripts
+        targets = [out / (f.stem + extension) for f in files]
+    inputs = {f.resolve() for f in files}
+    seen: dict[Path, Path] = {}
+    for source, target in zip(files, targets):
+        key = target.resolve()
+        if key in inputs:
+            raise _UsageError(f"the transcript of {str(source)!r} would overwrite the input {str(target)!r}")
+        if key in seen:
+            both = f"{str(seen[key])!r} and {str(source)!r}"
+            raise _UsageError(f"{both} would both be written to {str(target)!r}; rename one of them")
+        seen[key] = source
+    return targets
+
+
+def _deliver(text: str, target: Path | None, source: Path, extension: str) -> bool:
+    """Write the transcript; if that fails, print it and save a copy elsewhere so it is not lost."""
+    if target is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return True
+    try:
+        write_text_atomic(target, text)
+    except OSError as exc:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        saved = _save_fallback(text, source, extension)
+        kept = f"saved a copy to {str(saved)!r}" if saved else "could not save a copy either"
+        _error(
+            f"cannot write {str(target)!r} ({exc.strerror or exc}); "
+            f"the transcript was printed to stdout and {kept}"
+        )
+        return False
+    print(f"surtitle: wrote {target}", file=sys.stderr)
+    return True
+
+
+def _save_fallback(text: str, source: Path, extension: str) -> Path | None:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        candidate = folder / f"surtitle-{source.stem}-{stamp}{extension}"
+        n = 1
+        while candidate.exists():  # never overwrite an earlier rescue
+            n += 1
+            candidate = folder / f"surtitle-{source.stem}-{stamp}-{n}{extension}"
+        try:
+            write_text_atomic(candidate, text)
+            return candidate
+        except OSError:
+            continue
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+
+def _error(message: str, exc: BaseException | None = None) -> None:
+    if exc is not None:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"surtitle: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

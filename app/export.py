@@ -1,0 +1,308 @@
+"""Final words → transcript files: plain text, SRT, WebVTT and JSON.
+
+Pure functions on `core.words.Word` lists (no Qt, no torch), so a live session and a past one are
+exported by the same code. Subtitles follow common broadcast rules: at most two lines of about
+42 characters, a new cue at each sentence end and long pause, readable minimum durations, and
+cues that never overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+from core.words import Word
+
+PARAGRAPH_GAP_S = 2.0  # a silence this long starts a new paragraph in plain text
+CUE_MAX_GAP_S = 1.2  # a silence this long ends a subtitle cue, so text never hangs over a pause
+
+_SENTENCE_END = (".", "!", "?", "…")
+_BREAK_AFTER = (".", ",", ";", ":", "!", "?", "…")
+_CLOSERS = "\"'”’»)]"
+# A line break that does not follow punctuation costs as much as making the two lines differ by
+# this many characters: lines may be somewhat unbalanced to break at a natural pause.
+_PUNCTUATION_SLACK_CHARS = 12
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle: shown from `start` to `end` seconds, one string per displayed line."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain text and JSON
+
+
+def to_txt(words: Sequence[Word], timestamps: bool = False, paragraph_gap_s: float = PARAGRAPH_GAP_S) -> str:
+    """Running text, one paragraph per stretch of speech; `[hh:mm:ss] ` opens each if asked."""
+    paragraphs = []
+    for group in _split_at_pauses(_clean(words), paragraph_gap_s):
+        text = " ".join(w.text for w in group)
+        if timestamps:
+            text = f"[{_hms(group[0].start)}] {text}"
+        paragraphs.append(text)
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
+
+
+def to_json(words: Sequence[Word], meta: Mapping[str, object]) -> str:
+    """`{"meta": ..., "text": ..., "words": [{"text", "start", "end"}, ...]}`, times in seconds."""
+    words = _clean(words)
+    document = {
+        "meta": dict(meta),
+        "text": " ".join(w.text for w in words),
+        "words": [w.to_dict() for w in words],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Subtitles
+
+
+def build_cues(
+    words: Sequence[Word],
+    max_chars: int = 42,
+    max_lines: int = 2,
+    min_duration: float = 1.0,
+    max_duration: float = 7.0,
+    max_gap: float = CUE_MAX_GAP_S,
+) -> list[Cue]:
+    """Group words into subtitle cues with monotonic, non-overlapping times.
+
+    A cue ends after a sentence, before a pause longer than `max_gap`, before its text would need
+    more than `max_lines` lines of `max_chars`, and before it would last more than `max_duration`.
+    A lone word longer than `max_chars` gets a line of its own rather than being cut.
+    """
+    if max_chars < 1 or max_lines < 1 or min_duration < 0 or max_duration <= 0 or max_gap < 0:
+        raise ValueError(
+            "build_cues needs max_chars, max_lines, max_duration > 0 and min_duration, max_gap >= 0"
+        )
+    limits = _CueLimits(max_chars, max_lines, max_duration)
+    groups: list[list[Word]] = []
+    for word in _clean(words):
+        if not groups or _ends_sentence(groups[-1][-1].text) or word.start - groups[-1][-1].end > max_gap:
+            groups.append([word])
+            continue
+        current = groups[-1]
+        if limits.fit(current + [word]):
+            current.append(word)
+            continue
+        # The cue is full. Rather than leave a clause's last words alone at the top of the next cue,
+        # end this one at its last clause break when that keeps most of its text.
+        tail = _clause_tail(current)
+        if tail and limits.fit(tail + [word]):
+            del current[-len(tail) :]
+            groups.append(tail + [word])
+        else:
+            groups.append([word])
+    layouts = [_layout(tuple(w.text for w in group), max_chars, max_lines) for group in groups]
+    return _timed(groups, layouts, min_duration, max_duration)
+
+
+def format_srt(cues: Sequence[Cue]) -> str:
+    blocks = [
+        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text}\n"
+        for i, c in enumerate(cues, start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def format_vtt(cues: Sequence[Cue]) -> str:
+    blocks = [
+        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{_vtt_escape(c.text)}\n" for c in cues
+    ]
+    return "\n".join(["WEBVTT\n", *blocks])
+
+
+def to_srt(words: Sequence[Word]) -> str:
+    return format_srt(build_cues(words))
+
+
+def to_vtt(words: Sequence[Word]) -> str:
+    return format_vtt(build_cues(words))
+
+
+@dataclass(frozen=True)
+class _CueLimits:
+    max_chars: int
+    max_lines: int
+    max_duration: float
+
+    def fit(self, words: list[Word]) -> bool:
+        return (
+            words[-1].end - words[0].start <= self.max_duration
+            or len(words) == 1  # one word that lasts too long still needs a cue; its end is capped later
+        ) and _layout(tuple(w.text for w in words), self.max_chars, self.max_lines) is not None
+
+
+def _clause_tail(words: list[Word]) -> list[Word]:
+    """Words after the last clause break (comma, full stop...) if that break keeps most of the text."""
+    total = sum(len(w.text) + 1 for w in words)
+    kept = total
+    for i in range(len(words) - 1, 0, -1):
+        kept -= len(words[i].text) + 1
+        if kept * 2 < total:
+            break
+        if words[i - 1].text.rstrip(_CLOSERS).endswith(_BREAK_AFTER):
+            return words[i:]
+    return []
+
+
+def _ends_sentence(text: str) -> bool:
+    return text.rstrip(_CLOSERS).endswith(_SENTENCE_END)
+
+
+@lru_cache(maxsize=4096)  # cue building asks again for the same prefix plus one word
+def _layout(texts: tuple[str, ...], max_chars: int, max_lines: int) -> tuple[str, ...] | None:
+    """Fewest lines that fit, broken at the most balanced place, preferring breaks after punctuation.
+
+    Returns None when the words cannot fit in `max_lines` lines of `max_chars` characters.
+    """
+    n = len(texts)
+    starts = [0]  # starts[i] = characters before word i, counting one space between words
+    for text in texts:
+        starts.append(starts[-1] + len(text) + 1)
+
+    def width(i: int, j: int) -> int:  # characters of words i..j-1 on one line
+        return starts[j] - starts[i] - 1
+
+    def fits(i: int, j: int) -> bool:
+        return width(i, j) <= max_chars or j == i + 1
+
+    penalty = 2 * _PUNCTUATION_SLACK_CHARS**2  # moving d chars between two lines costs about 2*d²
+
+    @lru_cache(maxsize=None)
+    def best(i: int, lines: int) -> tuple[float, tuple[int, ...]] | None:
+        """Cheapest way to lay words i.. on exactly `lines` lines: (cost, break positions)."""
+        if lines == 1:
+            return (width(i, n) ** 2, ()) if fits(i, n) else None
+        choices = []
+        for j in range(i + 1, n - lines + 2):  # leave at least one word per remaining line
+            if not fits(i, j):
+                break
+            rest = best(j, lines - 1)
+            if rest is not None:
+                natural = texts[j - 1].rstrip(_CLOSERS).endswith(_BREAK_AFTER)
+                cost = width(i, j) ** 2 + (0 if natural else penalty) + rest[0]
+                choices.append((cost, (j, *rest[1])))
+        return min(choices) if choices else None
+
+    for lines in range(1, min(max_lines, n) + 1):
+        found = best(0, lines)
+        if found is not None:
+            bounds = (0, *found[1], n)
+            return tuple(" ".join(texts[a:b]) for a, b in zip(bounds, bounds[1:]))
+    return None
+
+
+def _timed(
+    groups: list[list[Word]], layouts: list[tuple[str, ...] | None], min_duration: float, max_duration: float
+) -> list[Cue]:
+    """Times from the words, stretched to `min_duration` where the next cue leaves room."""
+    cues: list[Cue] = []
+    previous_end = 0.0
+    for k, (group, lines) in enumerate(zip(groups, layouts)):
+        assert lines is not None  # every group was built to fit, or is one overlong word
+        next_start = groups[k + 1][0].start if k + 1 < len(groups) else math.inf
+        start = max(group[0].start, previous_end)  # never before the previous cue has ended
+        end = max(group[-1].end, start + min_duration)
+        end = max(start, min(end, start + max_duration, next_start))
+        cues.append(Cue(start, end, lines))
+        previous_end = end
+    return cues
+
+
+def _timestamp(seconds: float, decimal_mark: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_mark}{ms:03d}"
+
+
+def _vtt_escape(text: str) -> str:
+    # WebVTT cue text is markup: a bare '<' or '&' would start a tag or entity.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _clean(words: Sequence[Word]) -> list[Word]:
+    """Drop empty words and fold inner whitespace, so no format can get a blank or broken line."""
+    cleaned = []
+    for w in words:
+        text = " ".join(w.text.split())
+        if text:
+            cleaned.append(w if text == w.text else Word(text, w.start, w.end))
+    return cleaned
+
+
+def _split_at_pauses(words: list[Word], gap_s: float) -> list[list[Word]]:
+    groups: list[list[Word]] = []
+    for word in words:
+        if groups and word.start - groups[-1][-1].end <= gap_s:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return groups
+
+
+def _hms(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 text so that `path` holds either its old content or all of the new, never a part.
+
+    The temporary file sits in the same folder, since os.replace is only atomic within one file
+    system. It is created with mode 0o666 so the umask applies, as for a plain open().
+    """
+    target = Path(path)
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+class ExportFormat(NamedTuple):
+    extension: str  # with the dot, as Path.suffix spells it
+    render: Callable[[Sequence[Word], Mapping[str, object]], str]  # (words, meta) -> file text
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "txt": ExportFormat(".txt", lambda words, meta: to_txt(words)),
+    "srt": ExportFormat(".srt", lambda words, meta: to_srt(words)),
+    "vtt": ExportFormat(".vtt", lambda words, meta: to_vtt(words)),
+    "json": ExportFormat(".json", to_json),
+}

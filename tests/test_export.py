@@ -1,0 +1,253 @@
+"""Transcript exports: subtitle cue rules, SRT/VTT/JSON round trips, paragraphs, atomic writes."""
+
+import json
+import os
+import re
+
+import pytest
+
+from app import export
+from app.export import FORMATS, Cue, build_cues, to_json, to_srt, to_txt, to_vtt, write_text_atomic
+from core.words import Word
+
+SPEECH = (
+    "So this morning we went down to the old harbour, where the fishing boats come in. "
+    "It was cold and grey, but the light over the water was wonderful and nobody wanted to leave. "
+    "Yes. Then we talked about the plan for the summer holidays in Brittany, the long drive, the "
+    "campsite by the sea and the friends we had not seen for years"
+)
+
+
+def _words(text: str = SPEECH, pause_after: dict[str, float] | None = None) -> list[Word]:
+    """Words spoken at a plausible pace: 80 ms a character, 50 ms between words."""
+    pause_after = pause_after or {}
+    words, t = [], 0.0
+    for token in text.split():
+        d = 0.08 * len(token) + 0.1
+        words.append(Word(token, round(t, 3), round(t + d, 3)))
+        t += d + 0.05 + pause_after.get(token, 0.0)
+    return words
+
+
+# --- an independent reader for what we write ---------------------------------------------------
+
+_TIME = r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d)"
+
+
+def _seconds(h, m, s, ms) -> float:
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def _parse_cues(text: str, vtt: bool) -> list[tuple[float, float, list[str]]]:
+    if vtt:
+        header, _, text = text.partition("\n\n")
+        assert header == "WEBVTT"
+    cues = []
+    for block in text.strip("\n").split("\n\n") if text.strip() else []:
+        lines = block.split("\n")
+        if not vtt:
+            assert lines.pop(0) == str(len(cues) + 1)  # SRT numbers cues from 1
+        m = re.fullmatch(f"{_TIME} --> {_TIME}", lines[0])
+        assert m, lines[0]
+        sep = "." if vtt else ","
+        assert lines[0].count(sep) == 2
+        g = m.groups()
+        body = lines[1:]
+        if vtt:
+            body = [b.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for b in body]
+        cues.append((_seconds(*g[:4]), _seconds(*g[4:]), body))
+    return cues
+
+
+# --- cue rules ---------------------------------------------------------------------------------
+
+
+def _check_cue_invariants(cues: list[Cue], max_chars=42, max_lines=2, max_duration=7.0):
+    for cue in cues:
+        assert 1 <= len(cue.lines) <= max_lines
+        assert all(len(line) <= max_chars or " " not in line for line in cue.lines)
+        assert all(line == line.strip() and line for line in cue.lines)
+        assert cue.start <= cue.end <= cue.start + max_duration + 1e-9
+    for a, b in zip(cues, cues[1:]):
+        assert a.end <= b.start  # never overlapping, times monotonic
+
+
+def test_cues_keep_every_word_in_order_and_obey_the_limits():
+    words = _words()
+    cues = build_cues(words)
+
+    _check_cue_invariants(cues)
+    assert " ".join(" ".join(c.lines) for c in cues) == " ".join(w.text for w in words)
+
+
+def test_sentence_end_starts_a_new_cue():
+    cues = build_cues(_words("Hello there. How are you?  Fine!"))
+    assert [c.text for c in cues] == ["Hello there.", "How are you?", "Fine!"]
+
+
+def test_closing_quote_after_full_stop_still_ends_the_sentence():
+    cues = build_cues(_words('He said "stop." Then left'))
+    assert [c.text for c in cues] == ['He said "stop."', "Then left"]
+
+
+def test_long_pause_starts_a_new_cue_and_short_one_does_not():
+    words = _words("one two three four", pause_after={"two": 2.0, "three": 0.5})
+    assert [c.text for c in build_cues(words, max_gap=1.2)] == ["one two", "three four"]
+
+
+def test_lines_break_after_punctuation_when_possible():
+    # the most balanced break would be after "and"; the comma is close enough to win
+    (cue,) = build_cues(_words("We walked to the harbour, and then along the quiet beach"), max_duration=60)
+    assert cue.lines == ("We walked to the harbour,", "and then along the quiet beach")
+
+
+def test_two_lines_are_balanced_without_punctuation():
+    words = _words("the quick brown fox jumps over the lazy dog and runs far away into the wood")
+    (cue,) = build_cues(words, max_duration=60)
+    first, second = cue.lines
+    assert abs(len(first) - len(second)) <= 8
+
+
+def test_short_text_stays_on_one_line():
+    (cue,) = build_cues(_words("Good morning everyone"))
+    assert cue.lines == ("Good morning everyone",)
+
+
+def test_full_cue_ends_at_a_clause_break_rather_than_orphaning_words():
+    cues = build_cues(_words(SPEECH))
+    assert cues[0].lines[-1].endswith("harbour,")
+    assert cues[1].text == "where the fishing boats come in."
+
+
+def test_word_longer_than_a_line_gets_its_own_line():
+    url = "https://example.org/a/very/long/address/that/cannot/be/broken"
+    cues = build_cues([Word("see", 0.0, 0.3), Word(url, 0.4, 2.0), Word("there", 2.1, 2.4)])
+    _check_cue_invariants(cues)
+    assert any(url in c.lines for c in cues)
+
+
+def test_short_cue_is_stretched_to_min_duration_but_not_over_the_next():
+    words = [Word("Yes.", 1.0, 1.2), Word("No.", 1.6, 1.8), Word("Maybe.", 5.0, 5.3)]
+    cues = build_cues(words, min_duration=1.0)
+    assert (cues[0].start, cues[0].end) == (1.0, 1.6)  # stopped by the next cue
+    assert (cues[1].start, cues[1].end) == (1.6, pytest.approx(2.6))  # room: full second
+    assert cues[2].end == pytest.approx(6.0)
+
+
+def test_cue_never_lasts_longer_than_max_duration():
+    words = [Word(f"w{i}", i * 0.9, i * 0.9 + 0.8) for i in range(30)]  # slow speech, no punctuation
+    cues = build_cues(words, max_duration=4.0)
+    _check_cue_invariants(cues, max_duration=4.0)
+    assert len(cues) > 5
+    # a single word that lasts too long is cut short rather than shown forever
+    (cue,) = build_cues([Word("hmmmm", 0.0, 12.0)], max_duration=7.0)
+    assert cue.end == 7.0
+
+
+def test_overlapping_or_unsorted_word_times_still_give_monotonic_cues():
+    words = [Word("A.", 0.0, 2.0), Word("B.", 1.0, 1.5), Word("C.", 1.2, 3.0)]
+    _check_cue_invariants(build_cues(words))
+
+
+def test_empty_words_are_dropped_and_no_words_give_no_cues():
+    assert build_cues([]) == []
+    assert [c.text for c in build_cues([Word(" ", 0, 1), Word("hi", 1, 2)])] == ["hi"]
+
+
+def test_nonsense_limits_are_rejected():
+    with pytest.raises(ValueError):
+        build_cues(_words("a b"), max_chars=0)
+
+
+# --- SRT and VTT round trips -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vtt", [False, True], ids=["srt", "vtt"])
+def test_subtitles_round_trip_text_and_times(vtt):
+    words = _words(SPEECH, pause_after={"Yes.": 3.0}) + [Word("a<b & c>d", 90.0, 91.0)]
+    cues = build_cues(words)
+    text = to_vtt(words) if vtt else to_srt(words)
+
+    parsed = _parse_cues(text, vtt)
+
+    assert [lines for _, _, lines in parsed] == [list(c.lines) for c in cues]
+    for (start, end, _), cue in zip(parsed, cues):
+        assert start == pytest.approx(cue.start, abs=5e-4) and end == pytest.approx(cue.end, abs=5e-4)
+    assert all(a[1] <= b[0] for a, b in zip(parsed, parsed[1:]))  # still monotonic after rounding
+
+
+def test_timestamps_past_an_hour():
+    text = to_srt([Word("late", 3723.5, 3724.25)])
+    assert "01:02:03,500 --> 01:02:04,500" in text
+    assert "01:02:03.500 --> " in to_vtt([Word("late", 3723.5, 3724.25)])
+
+
+def test_empty_subtitles_are_still_valid_files():
+    assert to_srt([]) == ""
+    assert to_vtt([]).startswith("WEBVTT\n")
+
+
+# --- plain text and JSON -----------------------------------------------------------------------
+
+
+def test_txt_breaks_paragraphs_at_long_pauses():
+    words = _words("Hello there. How are you? Fine.", pause_after={"there.": 5.0})
+    assert to_txt(words) == "Hello there.\n\nHow are you? Fine.\n"
+
+
+def test_txt_timestamps_open_each_paragraph():
+    words = [Word("one", 0.2, 0.5), Word("two", 0.6, 0.9), Word("three", 3725.0, 3725.5)]
+    assert to_txt(words, timestamps=True) == "[00:00:00] one two\n\n[01:02:05] three\n"
+
+
+def test_txt_of_nothing_is_empty():
+    assert to_txt([]) == ""
+
+
+def test_json_round_trip_keeps_words_times_and_meta():
+    words = _words("Bonjour à tous, ça va ?")
+    meta = {"model": "kyutai/stt-1b-en_fr-trfs", "file": "talk.wav", "duration_s": 2.5}
+
+    document = json.loads(to_json(words, meta))
+
+    assert document["meta"] == meta
+    assert document["text"] == "Bonjour à tous, ça va ?"
+    back = [Word(w["text"], w["start"], w["end"]) for w in document["words"]]
+    assert back == words  # times in _words() are already rounded to the millisecond
+
+
+def test_formats_table_renders_every_format():
+    words = _words("Hello world.")
+    for name, (extension, render) in FORMATS.items():
+        assert extension == "." + name
+        assert "Hello world." in render(words, {"model": "m"})
+
+
+# --- atomic writes -----------------------------------------------------------------------------
+
+
+def test_write_text_atomic_creates_and_replaces(tmp_path):
+    path = tmp_path / "out.srt"
+    write_text_atomic(path, "first\n")
+    write_text_atomic(path, "ça marche\n")
+    assert path.read_text(encoding="utf-8") == "ça marche\n"
+    assert os.listdir(tmp_path) == ["out.srt"]  # no temporary file left behind
+
+
+def test_write_text_atomic_keeps_the_old_file_when_replacing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "out.txt"
+    path.write_text("old\n")
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "replace", fail)
+    with pytest.raises(OSError):
+        write_text_atomic(path, "new\n")
+    assert path.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_write_text_atomic_into_missing_folder_raises_oserror(tmp_path):
+    with pytest.raises(OSError):
+        write_text_atomic(tmp_path / "missing" / "out.txt", "text")

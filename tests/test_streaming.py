@@ -1,0 +1,188 @@
+"""StreamingTranscriber: any chunking gives offline tokens; batches, resets, bounded state."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from core import AudioError, KyutaiSpeechToTextProcessor, StreamingTranscriber
+from core.words import WordSegmenter
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * 24000)) * 0.1).astype(np.float32)
+
+
+def random_chunks(audio: np.ndarray, rng: np.random.Generator):
+    """Chunks of random sizes, with single samples and empty chunks sprinkled in."""
+    at = 0
+    while at < len(audio):
+        kind = rng.integers(0, 6)
+        n = 0 if kind == 0 else 1 if kind == 1 else int(rng.integers(2, 6000))
+        yield audio[at:at + n]
+        at += n
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_checkpoint):
+    cache = {}
+
+    def get(variant, batch_size=1):
+        key = (variant, batch_size)
+        if key not in cache:
+            folder = tiny_checkpoint(variant)
+            cache[key] = (StreamingTranscriber.from_pretrained(folder, batch_size=batch_size),
+                          KyutaiSpeechToTextProcessor.from_pretrained(folder))
+        return cache[key]
+
+    return get
+
+
+def offline_tokens(stream: StreamingTranscriber, processor, clip) -> list[int]:
+    return stream.model.generate(**processor(clip))[0].tolist()
+
+
+@pytest.mark.parametrize("variant", ["base", "gqa", "window", "deep_codec"])
+def test_random_chunking_equals_offline(engines, variant):
+    stream, processor = engines(variant)
+    clip = noise(3.1, seed=11)
+    stream.reset()
+    for chunk in random_chunks(clip, np.random.default_rng(4)):
+        stream.push(chunk)
+    stream.flush()
+    assert stream.tokens[0] == offline_tokens(stream, processor, clip)
+
+
+def test_long_audio_past_every_window_equals_oracle(engines, tiny_checkpoint):
+    from tests.oracle import oracle_generate
+
+    stream, processor = engines("window")
+    cfg = stream.model.config
+    clip = noise(12.0, seed=2)  # 150 frames: 25x the decoder window, 60x the codec window
+    assert len(clip) / cfg.frame_size > 10 * cfg.sliding_window
+    stream.reset()
+    for at in range(0, len(clip), 5000):
+        stream.push(clip[at:at + 5000])
+    stream.flush()
+    assert stream.tokens[0] == oracle_generate(tiny_checkpoint("window"), [clip])[0].tolist()
+
+
+def test_single_sample_pushes(engines):
+    stream, processor = engines("base")
+    clip = noise(0.6, seed=3)
+    stream.reset()
+    for sample in clip:
+        assert stream.push(np.array([sample], dtype=np.float32)) is not None
+    stream.flush()
+    assert stream.tokens[0] == offline_tokens(stream, processor, clip)
+
+
+def test_batch_of_streams_equals_streams_one_by_one(engines):
+    single, _ = engines("gqa")
+    batched, _ = engines("gqa", batch_size=3)
+    clips = np.stack([noise(2.0, seed=s) for s in (1, 2, 3)])
+    batched.reset()
+    words = [[] for _ in range(3)]
+    for at in range(0, clips.shape[1], 3000):
+        for b, w in enumerate(batched.push(clips[:, at:at + 3000])):
+            words[b] += w
+    for b, w in enumerate(batched.flush()):
+        words[b] += w
+    for b in range(3):
+        single.reset()
+        alone = single.push(clips[b]) + single.flush()
+        assert batched.tokens[b] == single.tokens[0]
+        assert words[b] == alone
+
+
+def test_words_match_segmenting_the_offline_tokens(engines):
+    stream, processor = engines("base")
+    clip = noise(4.0, seed=8)
+    stream.reset()
+    words = []
+    for at in range(0, len(clip), 1234):
+        words += stream.push(clip[at:at + 1234])
+    words += stream.flush()
+    tokens = offline_tokens(stream, processor, clip)
+    seg = WordSegmenter(stream.tokenizer, 12.5, stream.delay_s)  # base: no silence prefix
+    expected = []
+    for index, tok in enumerate(tokens[1:], start=1):
+        expected += seg.feed(index, tok)
+    expected += seg.flush(len(tokens))
+    assert words == expected and len(words) > 3
+    assert all(0.0 <= w.start <= w.end for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+
+
+def test_reset_and_push_after_flush_start_new_streams(engines):
+    stream, processor = engines("base")
+    clip = noise(1.5, seed=21)
+    stream.reset()
+    stream.push(clip)
+    stream.flush()
+    first = stream.tokens[0]
+    stream.push(clip)  # after flush: a fresh stream
+    stream.flush()
+    assert stream.tokens[0] == first
+    stream.push(noise(0.7, seed=1))
+    stream.reset()
+    stream.push(clip)
+    stream.flush()
+    assert stream.tokens[0] == first
+
+
+def test_flush_without_audio_still_runs_the_schedule(engines):
+    stream, processor = engines("base")
+    stream.reset()
+    assert isinstance(stream.flush(), list)
+    # the same as a clip of zero samples padded by the processor: prefix + suffix only
+    suffix = int((stream.delay_s + 1.0) * 24000)
+    assert len(stream.tokens[0]) == 1 + suffix // 1920
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([0.0, np.nan], dtype=np.float32), "NaN"),
+    (np.array([np.inf], dtype=np.float32), "NaN or infinite"),
+    (np.zeros(10, dtype=np.int16), "float"),
+    (np.zeros((2, 10), dtype=np.float32), "shape"),
+])
+def test_bad_pushes_are_refused_without_losing_the_stream(engines, bad, message):
+    stream, processor = engines("base")
+    clip = noise(1.0, seed=5)
+    stream.reset()
+    stream.push(clip[:12000])
+    with pytest.raises(AudioError, match=message):
+        stream.push(bad)
+    stream.push(clip[12000:])
+    stream.flush()
+    assert stream.tokens[0] == offline_tokens(stream, processor, clip)
+
+
+def _state_tensors(stream):
+    stepper = stream._stepper
+    tensors = list(stepper.codec_state.conv_history) + [stepper.codec_state.fresh]
+    for cache in (stepper.codec_state.kv, stepper.cache):
+        tensors += cache.keys + cache.values + [cache.slot_step, cache.stream_start]
+    return tensors
+
+
+@pytest.mark.slow
+def test_state_is_fixed_and_memory_flat_over_a_long_stream(tiny_checkpoint):
+    stream = StreamingTranscriber.from_pretrained(tiny_checkpoint("window"), keep_tokens=False)
+    rng = np.random.default_rng(0)
+    minute = (rng.standard_normal(24000 * 60) * 0.1).astype(np.float32)
+    stream.push(minute[:24000 * 10])  # warm up: every ring is full after 10 s
+    before = [(t.data_ptr(), tuple(t.shape)) for t in _state_tensors(stream)]
+    tracemalloc.start()
+    stream.push(minute)
+    base, _ = tracemalloc.get_traced_memory()
+    for _ in range(4):  # four more minutes of audio
+        stream.push(minute)
+    grown, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    after = [(t.data_ptr(), tuple(t.shape)) for t in _state_tensors(stream)]
+    assert after == before  # the same buffers, the same sizes: nothing was reallocated or grown
+    assert grown - base < 64 * 1024, f"Python heap grew by {grown - base} bytes over 4 minutes of audio"
+    assert stream.steps > 5 * 60 * 12.5
