@@ -176,11 +176,12 @@ class KyutaiSpeechToTextForConditionalGeneration(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.lm_head.weight.device
+        return self.model.norm.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.lm_head.weight.dtype
+        """The decoder's activation dtype (its weights may be int8)."""
+        return self.model.embed_tokens.embed_tokens.weight.dtype
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, *, device_map: Any = None, torch_dtype: Any = None,

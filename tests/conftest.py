@@ -6,9 +6,12 @@ test modules that never ask for a checkpoint do not pay for it.
 """
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network; the hub is a fake cache
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# never read or write the user's real hub cache: a repo id resolves only in caches the tests build
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="surtitle-hf-home-")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # widgets tests without a display
 
 import pytest  # noqa: E402

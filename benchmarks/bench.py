@@ -1,0 +1,230 @@
+"""Speed of the streaming engine on full-size shapes with random weights, next to transformers.
+
+    python -m benchmarks.bench --shape 1b --seconds 20 --modes float32,bfloat16,int8 [--transformers]
+
+Streams N seconds through `StreamingTranscriber` in 80 ms pushes (as a live microphone would) and
+prints, per mode and batch size: ms per 80 ms frame (codec and decoder apart), the real-time factor
+(frame time / 80 ms; below 1 keeps up), how step time at the end compares with the start, and
+peak memory. With `--transformers` (and transformers installed) the same weights run through
+transformers' `generate` in the same process and their ids are checked against ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.random_model import build, shape_config, stand_in_tokenizer
+from core.checkpoint import module_key
+from core.feature_extraction import KyutaiSpeechToTextFeatureExtractor
+from core.quantize import prepare_model
+from core.streaming import StreamingTranscriber
+
+FRAME_MS = 80.0
+DELAY_S = {"1b": 0.5, "2.6b": 2.5}
+PREFIX_S = {"1b": 0.0, "2.6b": 1.0}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def test_audio(seconds: float, batch: int, seed: int = 0) -> np.ndarray:
+    """Noise with a slow envelope: the codec sees changing input, as with speech."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 24000)
+    envelope = 0.05 + 0.1 * (1 + np.sin(np.arange(n) / 24000 * 2 * np.pi * 0.7)) / 2
+    return (rng.standard_normal((batch, n)) * envelope).astype(np.float32)
+
+
+def time_stream(model, shape: str, seconds: float, batch: int, warmup_frames: int = 12) -> dict:
+    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
+                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    stream = StreamingTranscriber(model, stand_in_tokenizer(model.config.vocab_size - 1), fe,
+                                  batch_size=batch, keep_tokens=False)
+    device = model.device
+    codec = model.codec_model
+    codec_s: list[float] = []
+    encode_step = codec.encode_step
+
+    def timed_encode(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = encode_step(*args, **kwargs)
+        sync(device)
+        codec_s.append(time.perf_counter() - t0)
+        return out
+
+    codec.encode_step = timed_encode  # instance attribute: shadows the method for this run only
+    try:
+        audio = test_audio(seconds, batch)
+        frame_s = []
+        for at in range(0, audio.shape[1] - 1919, 1920):
+            t0 = time.perf_counter()
+            stream.push(audio[:, at:at + 1920] if batch > 1 else audio[0, at:at + 1920])
+            sync(device)
+            frame_s.append(time.perf_counter() - t0)
+    finally:
+        del codec.encode_step
+    # the first push also runs the BOS step and the silence prefix: skip the warm-up frames
+    total = np.array(frame_s[warmup_frames:]) * 1000
+    codec_ms = np.array(codec_s[-len(total):]) * 1000
+    tenth = max(1, len(total) // 10)
+    return {
+        "frames": len(total),
+        "ms_per_frame": float(np.mean(total)),
+        "ms_per_frame_median": float(np.median(total)),
+        "ms_per_frame_p90": float(np.percentile(total, 90)),
+        "codec_ms": float(np.mean(codec_ms)),
+        "decoder_ms": float(np.mean(total - codec_ms)),
+        "rtf": float(np.mean(total) / FRAME_MS),
+        "first_tenth_ms": float(np.mean(total[:tenth])),
+        "last_tenth_ms": float(np.mean(total[-tenth:])),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+    }
+
+
+def transformers_model(ours):
+    """transformers' model of the same shape, holding the same weights (float32, CPU)."""
+    from transformers import KyutaiSpeechToTextConfig, KyutaiSpeechToTextForConditionalGeneration
+
+    raw = ours.config.to_dict()
+    theirs = KyutaiSpeechToTextForConditionalGeneration(KyutaiSpeechToTextConfig(**{
+        k: v for k, v in raw.items() if k not in ("architectures", "model_type", "frame_size")})).eval()
+    mine = ours.state_dict()
+    with torch.no_grad():
+        for name, tensor in theirs.state_dict().items():
+            key = module_key(name)
+            if key in mine:
+                tensor.copy_(mine[key])
+    theirs.generation_config.pad_token_id = 3
+    return theirs
+
+
+def time_transformers(theirs, shape: str, seconds: float, ours_f32=None) -> dict:
+    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
+                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    inputs = fe(test_audio(seconds, 1)[0], return_tensors="pt")
+    out = {}
+    for window in (1, None):
+        if window is None:
+            if hasattr(theirs.generation_config, "audio_window_size"):
+                del theirs.generation_config.audio_window_size
+        else:
+            theirs.generation_config.audio_window_size = window
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            ids = theirs.generate(input_values=inputs["input_values"], do_sample=False)
+        steps = ids.shape[1] - 1
+        out[f"window_{window}_ms_per_frame"] = (time.perf_counter() - t0) * 1000 / steps
+        if window is None and ours_f32 is not None:
+            mine = ours_f32.generate(input_values=inputs["input_values"])
+            out["float32_ids_identical"] = bool(torch.equal(mine, ids))
+            out["ids_compared"] = int(steps)
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def logit_drift(reference, candidate, shape: str, seconds: float = 4.0) -> dict:
+    """How far a mode's logits move from float32 on the same stepped inputs."""
+    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
+                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    audio = torch.from_numpy(fe(test_audio(seconds, 1, seed=7)[0])["input_values"][0])
+    codes = reference.codec_model.encode(audio[:, : audio.shape[-1] // 1920 * 1920], reference.config.num_codebooks)
+    cfg = reference.config
+    ids = torch.cat([torch.full((1, 1, 1 + cfg.num_codebooks), cfg.audio_bos_token_id),
+                     torch.cat([torch.randint(4, cfg.vocab_size - 1, (1, codes.shape[-1], 1)),
+                                codes.transpose(1, 2)], dim=2)], dim=1)
+    ids[0, 0, 0] = cfg.bos_token_id
+    caches = reference.model.new_cache(1), candidate.model.new_cache(1)
+    diffs, agree = [], []
+    with torch.inference_mode():
+        for t in range(ids.shape[1]):
+            a = reference.step_logits(ids[:, t:t + 1], caches[0])
+            b = candidate.step_logits(ids[:, t:t + 1].to(candidate.device), caches[1]).to(a.device)
+            diffs.append(float((a - b).abs().max()))
+            agree.append(bool(a.argmax() == b.argmax()))
+    return {"max_abs_logit_diff": max(diffs), "top1_agreement": float(np.mean(agree)), "steps": len(agree)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shape", default="1b", choices=["1b", "2.6b"])
+    ap.add_argument("--seconds", type=float, default=20.0, help="audio streamed per measurement")
+    ap.add_argument("--modes", default="float32,bfloat16,int8")
+    ap.add_argument("--batch", default="1", help="comma-separated batch sizes (streams stepped together)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the engine's choice)")
+    ap.add_argument("--transformers", action="store_true", help="also run transformers on the same weights")
+    ap.add_argument("--transformers-seconds", type=float, default=8.0)
+    ap.add_argument("--json", help="write every figure to this file")
+    args = ap.parse_args(argv)
+
+    from core.runtime import configure_threads
+
+    threads = configure_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"shape {args.shape}, torch {torch.__version__}, {threads} thread(s), device {device}", flush=True)
+    t0 = time.perf_counter()
+    base = build(args.shape)
+    print(f"built random float32 weights in {time.perf_counter() - t0:.1f} s; RSS {peak_rss_mb():.0f} MB", flush=True)
+    results = {"shape": args.shape, "threads": threads, "device": str(device), "runs": [], "transformers": None}
+
+    if args.transformers:
+        theirs = transformers_model(base)
+        results["transformers"] = time_transformers(theirs, args.shape, args.transformers_seconds, ours_f32=base)
+        del theirs
+        print("transformers:", json.dumps(results["transformers"]), flush=True)
+
+    for mode in args.modes.split(","):
+        model = prepare_model(base, mode, device)
+        drift = logit_drift(base, model, args.shape) if mode != "float32" or device.type != "cpu" else None
+        for batch in [int(b) for b in args.batch.split(",")]:
+            run = {"mode": mode, "batch": batch, **time_stream(model, args.shape, args.seconds, batch)}
+            run["drift"] = drift
+            results["runs"].append(run)
+            print(json.dumps(run), flush=True)
+        if model is not base:
+            del model
+
+    print_table(results)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+def print_table(results: dict) -> None:
+    hf = results["transformers"] or {}
+    ref = hf.get("window_1_ms_per_frame")
+    print(f"\n{results['shape']} on {results['device']}, {results['threads']} thread(s); ms per 80 ms frame")
+    print(f"{'engine':<24}{'batch':>6}{'frame':>9}{'codec':>8}{'decoder':>9}{'RTF':>7}{'start→end':>14}"
+          f"{'peak MB':>9}{'top-1':>8}{'vs trf':>8}")
+    if hf:
+        print(f"{'transformers (window 1)':<24}{1:>6}{ref:>9.1f}{'':>8}{'':>9}{ref / FRAME_MS:>7.2f}{'':>14}{'':>9}{'':>8}{'1.0x':>8}")
+        none = hf["window_None_ms_per_frame"]
+        print(f"{'transformers (whole clip)':<24}{1:>6}{none:>9.1f}{'':>8}{'':>9}{none / FRAME_MS:>7.2f}")
+    for r in results["runs"]:
+        agree = f"{r['drift']['top1_agreement']:.3f}" if r["drift"] else "-"
+        speedup = f"{ref / (r['ms_per_frame'] / r['batch']):.1f}x" if ref else "-"
+        print(f"{'surtitle ' + r['mode']:<24}{r['batch']:>6}{r['ms_per_frame']:>9.1f}{r['codec_ms']:>8.1f}"
+              f"{r['decoder_ms']:>9.1f}{r['rtf']:>7.2f}{r['first_tenth_ms']:>7.1f}→{r['last_tenth_ms']:<6.1f}"
+              f"{r['peak_rss_mb']:>9.0f}{agree:>8}{speedup:>8}")
+    if hf:
+        print(f"float32 ids identical to transformers over {hf['ids_compared']} steps: {hf['float32_ids_identical']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

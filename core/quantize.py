@@ -1,0 +1,93 @@
+"""Precision modes of the decoder: float32, bfloat16, or int8 weights.
+
+int8 stores every decoder linear (attention projections, FFN, text head) as int8 with one float
+scale per output channel, packed for fbgemm's dynamic-quantized matmul: activations are quantized
+per call, products accumulate in int32. A decoder step reads every weight once, so on a CPU the
+step time follows the bytes read: int8 moves a quarter of float32's. The codec always stays float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+MODES = ("float32", "bfloat16", "float16", "int8")
+
+
+class Int8Linear(nn.Module):
+    """A bias-free linear with per-output-channel int8 weights (CPU, fbgemm)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._packed = None
+
+    def set_weight(self, weight: torch.Tensor) -> None:
+        w = weight.detach().float().cpu()
+        scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        zeros = torch.zeros(w.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels stay
+            qweight = torch.quantize_per_channel(w, scales.double(), zeros, axis=0, dtype=torch.qint8)
+            self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float(), self._packed, True)
+        return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
+
+
+def check_mode(mode: str | None, device: torch.device) -> None:
+    if mode not in (None, "int8"):
+        raise ConfigError(f"unknown quantization {mode!r}; use 'int8' or none")
+    if mode == "int8":
+        if device.type != "cpu":
+            raise ConfigError("int8 quantization runs on the CPU; on a GPU use bfloat16 (the default there)")
+        if "fbgemm" not in torch.backends.quantized.supported_engines and \
+                "x86" not in torch.backends.quantized.supported_engines:
+            raise ConfigError("this PyTorch build has no int8 CPU kernels (fbgemm); use float32 instead")
+
+
+def quantizable(model: nn.Module) -> list[str]:
+    """Names of the decoder linears that int8 mode replaces."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.Linear) and not name.startswith("codec_model.")]
+
+
+def swap_in_int8(model: nn.Module) -> None:
+    """Replace the decoder linears by empty Int8Linear modules (weights come with set_weight)."""
+    for name in quantizable(model):
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        old = getattr(parent, attr)
+        setattr(parent, attr, Int8Linear(old.in_features, old.out_features))
+
+
+def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu") -> nn.Module:
+    """A copy of a float32 model in another mode (for benchmarks and comparisons)."""
+    device = torch.device(device)
+    if mode == "float32" and device.type == "cpu":
+        return base
+    model = copy.deepcopy(base)
+    if mode == "int8":
+        check_mode("int8", device)
+        weights = {name: model.get_submodule(name).weight for name in quantizable(model)}
+        swap_in_int8(model)
+        for name, weight in weights.items():
+            model.get_submodule(name).set_weight(weight)
+        return model.eval()
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[mode]
+    model.to(device)
+    for name, module in model.named_children():
+        if name != "codec_model":
+            module.to(dtype)
+    model.codec_model.quantizer.refresh()
+    return model.eval()
