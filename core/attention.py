@@ -26,7 +26,10 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
         k = self.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, S, D]
         v = self.v_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if self.heads == self.kv_heads:  # one rotation for both: fewer small ops per step
+            q, k = rotate(torch.cat((q, k), dim=1), cos, sin).split(self.heads, dim=1)
+        else:
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if cache is not None:
             k, v = cache.write(layer, slots, k, v)  # the layer's whole ring: [B, Hkv, C, D]
         if return_weights:

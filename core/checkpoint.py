@@ -101,12 +101,12 @@ def weight_files(folder: Path) -> dict[str, Path]:
 
 
 def _safetensors_keys(path: Path) -> list[str]:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(path, "pt") as f:
             return list(f.keys())
-    except Exception as exc:  # safetensors raises its own error types for truncated/corrupt headers
+    except (SafetensorError, OSError, ValueError) as exc:  # truncated or corrupt headers
         raise CheckpointError(f"{path} is truncated or corrupt ({exc}); delete it and download it again") from None
 
 
@@ -139,29 +139,42 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
 
 
 def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
-               progress: Callable[[int, int], None] | None = None, **hub_kwargs):
+               quantize: str | None = None, progress: Callable[[int, int], None] | None = None, **hub_kwargs):
+    from .quantize import check_mode, quantizable, swap_in_int8
+
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
         config = KyutaiSpeechToTextConfig.from_json_file(folder / "config.json")
     except ConfigError as exc:
         raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
     device = resolve_device(device_map)
-    decoder_dtype = resolve_dtype(dtype, device)
+    check_mode(quantize, device)
+    decoder_dtype = torch.float32 if quantize == "int8" else resolve_dtype(dtype, device)
     with torch.device("meta"):
         model = cls(config)
-    state = read_state_dict(model, folder, device, decoder_dtype, progress)
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    int8_modules = set(quantizable(model)) if quantize == "int8" else set()
+    swap_in_int8(model) if int8_modules else None
+    state = {}
+    for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):
+        owner = name.rpartition(".")[0]
+        if owner in int8_modules:
+            model.get_submodule(owner).set_weight(tensor)  # quantized as it arrives: float32 never piles up
+        else:
+            state[name] = tensor
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
     model.codec_model.quantizer.refresh()
     model.name_or_path = str(source)
+    model.quantization = quantize
     return model.eval()
 
 
-def read_state_dict(model: torch.nn.Module, folder: Path, device: torch.device, decoder_dtype: torch.dtype,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
+def read_tensors(expected: dict[str, tuple], folder: Path, device: torch.device, decoder_dtype: torch.dtype,
+                 progress: Callable[[int, int], None] | None = None):
+    """Yield (module name, tensor) for every expected tensor, checked and cast, one at a time."""
+    from safetensors import SafetensorError, safe_open
 
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     files = weight_files(folder)
     by_module = {}
     unexpected = []
@@ -180,7 +193,6 @@ def read_state_dict(model: torch.nn.Module, folder: Path, device: torch.device, 
         more = f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""
         raise CheckpointError(f"{folder} holds unexpected tensor {', '.join(sorted(unexpected)[:3])}{more}: "
                               f"is this a KyutaiSpeechToText -trfs checkpoint?")
-    state: dict[str, torch.Tensor] = {}
     grouped: dict[Path, list[str]] = {}
     for name, ckpt_name in by_module.items():
         grouped.setdefault(files[ckpt_name], []).append(name)
@@ -195,13 +207,13 @@ def read_state_dict(model: torch.nn.Module, folder: Path, device: torch.device, 
                         raise CheckpointError(f"tensor {ckpt_name} in {path.name} has shape {list(shape)} but "
                                               f"config.json implies {list(expected[name])}: config and weights disagree")
                     target = torch.float32 if name.startswith("codec_model.") else decoder_dtype
-                    state[name] = f.get_tensor(ckpt_name).to(device=device, dtype=target)
+                    tensor = f.get_tensor(ckpt_name).to(device=device, dtype=target)
                     done += 1
                     if progress is not None:
                         progress(done, total)
+                    yield name, tensor
         except CheckpointError:
             raise
-        except Exception as exc:
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:  # short or corrupt files
             raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and "
                                   f"download it again") from None
-    return state

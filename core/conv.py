@@ -21,6 +21,9 @@ class CausalConv1d(nn.Module):
         self.history_len = (kernel - 1) * dilation + 1 - stride
         self.pad_mode = pad_mode
         self.state_index = -1  # slot in CodecState.conv_history, set when the codec is built
+        # Measured on one CPU core, a matmul over unfolded windows beats the conv kernels for the
+        # strided convs and the 1024-channel one, and loses for the small ones (benchmarks/README).
+        self.as_matmul = dilation == 1 and (stride > 1 or in_ch >= 1024)
 
     def new_history(self, batch: int, device, dtype) -> torch.Tensor:
         return torch.zeros(batch, self.in_channels, self.history_len, device=device, dtype=dtype)
@@ -29,10 +32,21 @@ class CausalConv1d(nn.Module):
         """x [B, C_in, T] (T a multiple of the stride) -> [B, C_out, T / stride]; updates `history`."""
         p = self.history_len
         if p == 0:
-            return self.conv(x)
+            return self._run(x)
         if self.pad_mode == "replicate" and fresh is not None and bool(fresh.any()):
             # a stream's first call: its left context is its first sample repeated, not zeros
             history[fresh] = x[fresh, :, :1].expand(-1, -1, p)
         inp = torch.cat((history, x), dim=-1)  # [B, C_in, p + T]
         history.copy_(inp[..., -p:])
-        return self.conv(inp)
+        return self._run(inp)
+
+    def _run(self, inp: torch.Tensor) -> torch.Tensor:
+        if not self.as_matmul:
+            return self.conv(inp)
+        w = self.conv.weight  # [C_out, C_in, k]
+        b, c_in, _ = inp.shape
+        k, s = w.shape[-1], self.stride
+        cols = inp.unfold(2, k, s).transpose(1, 2).reshape(-1, c_in * k)  # [B * T_out, C_in * k]
+        flat = w.reshape(w.shape[0], -1).t()  # [C_in * k, C_out]
+        out = torch.addmm(self.conv.bias, cols, flat) if self.conv.bias is not None else cols @ flat
+        return out.view(b, -1, w.shape[0]).transpose(1, 2)  # [B, C_out, T_out]

@@ -96,22 +96,35 @@ class CodecTransformer(nn.Module):
 
 
 class Codebook(nn.Module):
-    """Centroids are stored as running sums and counts; we divide once after loading."""
+    """Centroids are stored as running sums and counts; we divide once after loading.
+
+    Nearest-centroid search does exactly what `torch.cdist` does for large inputs (one matmul of
+    augmented vectors: [-2x, |x|^2, 1] . [c, 1, |c|^2], clamped, square-rooted), so codes equal
+    the reference bit for bit, but the centroid half is computed once instead of every frame.
+    """
 
     def __init__(self, cfg: MimiConfig):
         super().__init__()
         self.register_buffer("embed_sum", torch.zeros(cfg.codebook_size, cfg.codebook_dim))
         self.register_buffer("cluster_usage", torch.ones(cfg.codebook_size))
         self.centroids: torch.Tensor | None = None
+        self._augmented_t: torch.Tensor | None = None
 
     def refresh(self) -> None:
-        self.centroids = self.embed_sum / self.cluster_usage.clamp(min=1e-5)[:, None]
+        c = self.embed_sum.float() / self.cluster_usage.float().clamp(min=1e-5)[:, None]
+        norm = c.pow(2).sum(-1, keepdim=True)
+        self.centroids = c
+        self._augmented_t = torch.cat([c, torch.ones_like(norm), norm], dim=-1)[None].mT  # [1, dim + 2, N]
 
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
-        """x [N, dim] -> index of the nearest centroid [N] (Euclidean, ties to the lowest index)."""
-        if self.centroids is None:
+        """x [M, dim] -> index of the nearest centroid [M] (Euclidean, ties to the lowest index)."""
+        if self._augmented_t is None:
             self.refresh()
-        return torch.cdist(x[None].float(), self.centroids[None].float())[0].argmin(dim=-1)
+        x = x.float()
+        norm = x.pow(2).sum(-1, keepdim=True)
+        augmented = torch.cat([x.mul(-2), norm, torch.ones_like(norm)], dim=-1)[None]  # [1, M, dim + 2]
+        dist = augmented.matmul(self._augmented_t).clamp_min_(0).sqrt_()  # [1, M, N]
+        return dist[0].argmin(dim=-1)
 
 
 class _CodebookHolder(nn.Module):

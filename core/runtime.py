@@ -10,14 +10,14 @@ import torch
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's CPU threads and return the number used.
 
-    A decoder step is a chain of matrix-vector products bound by memory bandwidth, which one
-    core nearly saturates; on a 2-core machine a second torch thread was measured to slow the step
-    down (barriers between two busy cores), and the audio callback and the GUI need a core too. So
-    by default: one thread on machines with up to 2 cores, half the cores beyond that.
+    A decoder step streams every weight from memory once; on the 2-core machine we measure on, two
+    threads draw about twice the bandwidth of one (int8 1b step: 52 ms with 2, ~90 ms with 1), so
+    the default is every core. `SURTITLE_THREADS` (or the argument) overrides it, e.g. to leave a
+    core free for other work. Tiny models are the exception: their ops are too small to split,
+    which is why the test suite runs single-threaded.
     """
     if threads is None:
         env = os.environ.get("SURTITLE_THREADS")
-        cores = os.cpu_count() or 1
-        threads = int(env) if env else (1 if cores <= 2 else max(1, cores // 2))
+        threads = int(env) if env else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()

@@ -47,14 +47,17 @@ class StreamingTranscriber:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: Any = None, dtype: Any = None, batch_size: int = 1,
-                        keep_tokens: bool = True, **load_kwargs) -> "StreamingTranscriber":
+                        quantize: str | None = None, keep_tokens: bool = True, progress=None, revision=None,
+                        cache_dir=None, tqdm_class=None) -> "StreamingTranscriber":
+        """Load a -trfs checkpoint (folder or hub id). quantize="int8" stores the decoder's weights as
+        int8 (CPU); dtype picks the decoder's float type (default: float32 on CPU, bfloat16 on GPU)."""
         from .checkpoint import resolve_checkpoint
 
-        folder = resolve_checkpoint(source, **{k: v for k, v in load_kwargs.items() if k in ("revision", "cache_dir", "tqdm_class")})
-        model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
-            folder, device_map=device, dtype=dtype, **{k: v for k, v in load_kwargs.items() if k == "progress"})
-        tokenizer = TextTokenizer.from_file(folder / "tokenizer.json")
+        folder = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
+        tokenizer = TextTokenizer.from_file(folder / "tokenizer.json")  # cheap checks before the big load
         features = KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder)
+        model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
+            folder, device_map=device, dtype=dtype, quantize=quantize, progress=progress)
         return cls(model, tokenizer, features, batch_size=batch_size, keep_tokens=keep_tokens)
 
     # -- stream control ---------------------------------------------------------------------------

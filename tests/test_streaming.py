@@ -186,3 +186,38 @@ def test_state_is_fixed_and_memory_flat_over_a_long_stream(tiny_checkpoint):
     assert after == before  # the same buffers, the same sizes: nothing was reallocated or grown
     assert grown - base < 64 * 1024, f"Python heap grew by {grown - base} bytes over 4 minutes of audio"
     assert stream.steps > 5 * 60 * 12.5
+
+
+def test_int8_mode_streams_like_its_own_offline_run(tiny_checkpoint):
+    folder = tiny_checkpoint("gqa")
+    stream = StreamingTranscriber.from_pretrained(folder, quantize="int8")
+    processor = KyutaiSpeechToTextProcessor.from_pretrained(folder)
+    assert stream.model.quantization == "int8"
+    clip = noise(2.5, seed=13)
+    for chunk in random_chunks(clip, np.random.default_rng(2)):
+        stream.push(chunk)
+    stream.flush()
+    assert stream.tokens[0] == offline_tokens(stream, processor, clip)
+
+
+def test_int8_logits_stay_close_to_float32(tiny_checkpoint):
+    from core import KyutaiSpeechToTextForConditionalGeneration as Model
+
+    folder = tiny_checkpoint("base")
+    full, small = Model.from_pretrained(folder), Model.from_pretrained(folder, quantize="int8")
+    cfg = full.config
+    torch.manual_seed(0)
+    ids = torch.randint(0, cfg.codec_config.codebook_size, (1, 40, 1 + cfg.num_codebooks))
+    ids[..., 0] = torch.randint(0, cfg.vocab_size, (1, 40))
+    with torch.no_grad():
+        a, b = full(input_ids=ids).logits, small(input_ids=ids).logits
+    assert (a - b).abs().max() < 0.05 * a.abs().max()
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.9
+    assert {p.dtype for p in small.codec_model.parameters()} == {torch.float32}
+
+
+def test_unknown_quantization_is_refused(tiny_checkpoint):
+    from core import ConfigError
+
+    with pytest.raises(ConfigError, match="int4"):
+        StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="int4")
