@@ -20,6 +20,7 @@ import torch
 
 from .config import DEFAULT_MODEL, KyutaiSpeechToTextConfig
 from .errors import CheckpointError, ConfigError
+from .safetensors_file import SafetensorsFile
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,7 @@ def weight_files(folder: Path) -> dict[str, Path]:
 
 
 def _safetensors_keys(path: Path) -> list[str]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(path, "pt") as f:
-            return list(f.keys())
-    except (SafetensorError, OSError, ValueError) as exc:  # truncated or corrupt headers
-        raise CheckpointError(f"{path} is truncated or corrupt ({exc}); delete it and download it again") from None
+    return SafetensorsFile(path).keys()
 
 
 def resolve_device(device_map: Any) -> torch.device:
@@ -173,8 +168,6 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
 def read_tensors(expected: dict[str, tuple], folder: Path, device: torch.device, decoder_dtype: torch.dtype,
                  progress: Callable[[int, int], None] | None = None):
     """Yield (module name, tensor) for every expected tensor, checked and cast, one at a time."""
-    from safetensors import SafetensorError, safe_open
-
     files = weight_files(folder)
     by_module = {}
     unexpected = []
@@ -198,22 +191,16 @@ def read_tensors(expected: dict[str, tuple], folder: Path, device: torch.device,
         grouped.setdefault(files[ckpt_name], []).append(name)
     done, total = 0, len(by_module)
     for path, names in grouped.items():
-        try:
-            with safe_open(path, "pt") as f:
-                for name in names:
-                    ckpt_name = by_module[name]
-                    shape = tuple(f.get_slice(ckpt_name).get_shape())
-                    if shape != expected[name]:
-                        raise CheckpointError(f"tensor {ckpt_name} in {path.name} has shape {list(shape)} but "
-                                              f"config.json implies {list(expected[name])}: config and weights disagree")
-                    target = torch.float32 if name.startswith("codec_model.") else decoder_dtype
-                    tensor = f.get_tensor(ckpt_name).to(device=device, dtype=target)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield name, tensor
-        except CheckpointError:
-            raise
-        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:  # short or corrupt files
-            raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and "
-                                  f"download it again") from None
+        f = SafetensorsFile(path)
+        for name in names:
+            ckpt_name = by_module[name]
+            shape = f.shape(ckpt_name)
+            if shape != expected[name]:
+                raise CheckpointError(f"tensor {ckpt_name} in {path.name} has shape {list(shape)} but "
+                                      f"config.json implies {list(expected[name])}: config and weights disagree")
+            target = torch.float32 if name.startswith("codec_model.") else decoder_dtype
+            tensor = f.read(ckpt_name).to(device=device, dtype=target)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield name, tensor
