@@ -49,7 +49,8 @@ def test_audio(seconds: float, batch: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((batch, n)) * envelope).astype(np.float32)
 
 
-def time_stream(model, shape: str, seconds: float, batch: int, warmup_frames: int = 12) -> dict:
+def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 0.08, warmup_s: float = 1.0) -> dict:
+    """Push `seconds` of audio in blocks of `block_s` (0.08 = live, frame by frame; 5 = a file)."""
     fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
                                             audio_silence_prefix_seconds=PREFIX_S[shape])
     stream = StreamingTranscriber(model, stand_in_tokenizer(model.config.vocab_size - 1), fe,
@@ -57,31 +58,34 @@ def time_stream(model, shape: str, seconds: float, batch: int, warmup_frames: in
     device = model.device
     codec = model.codec_model
     codec_s: list[float] = []
-    encode_step = codec.encode_step
+    encode_frames = codec.encode_frames
 
-    def timed_encode(*args, **kwargs):
+    def timed_encode(audio, *args, **kwargs):
         t0 = time.perf_counter()
-        out = encode_step(*args, **kwargs)
+        out = encode_frames(audio, *args, **kwargs)
         sync(device)
-        codec_s.append(time.perf_counter() - t0)
+        codec_s.extend([(time.perf_counter() - t0) / out.shape[1]] * out.shape[1])
         return out
 
-    codec.encode_step = timed_encode  # instance attribute: shadows the method for this run only
+    codec.encode_frames = timed_encode  # instance attribute: shadows the method for this run only
     try:
-        audio = test_audio(seconds, batch)
-        frame_s = []
-        for at in range(0, audio.shape[1] - 1919, 1920):
+        audio = test_audio(seconds + warmup_s, batch)
+        warmup = int(warmup_s * 24000)
+        stream.push(audio[:, :warmup] if batch > 1 else audio[0, :warmup])  # BOS step, prefix, first frames
+        block = int(block_s * 24000)
+        frame_s, before = [], len(codec_s)
+        for at in range(warmup, audio.shape[1] - block + 1, block):
             t0 = time.perf_counter()
-            stream.push(audio[:, at:at + 1920] if batch > 1 else audio[0, at:at + 1920])
+            stream.push(audio[:, at:at + block] if batch > 1 else audio[0, at:at + block])
             sync(device)
-            frame_s.append(time.perf_counter() - t0)
+            frame_s.extend([(time.perf_counter() - t0) / (block / 1920)] * max(1, block // 1920))
     finally:
-        del codec.encode_step
-    # the first push also runs the BOS step and the silence prefix: skip the warm-up frames
-    total = np.array(frame_s[warmup_frames:]) * 1000
-    codec_ms = np.array(codec_s[-len(total):]) * 1000
+        del codec.encode_frames
+    total = np.array(frame_s) * 1000
+    codec_ms = np.array(codec_s[before:before + len(total)]) * 1000
     tenth = max(1, len(total) // 10)
     return {
+        "block_s": block_s,
         "frames": len(total),
         "ms_per_frame": float(np.mean(total)),
         "ms_per_frame_median": float(np.median(total)),
@@ -165,6 +169,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="audio streamed per measurement")
     ap.add_argument("--modes", default="float32,bfloat16,int8")
     ap.add_argument("--batch", default="1", help="comma-separated batch sizes (streams stepped together)")
+    ap.add_argument("--block", type=float, default=0.08,
+                    help="seconds pushed at a time: 0.08 = live, frame by frame; 5 = how files are transcribed")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the engine's choice)")
     ap.add_argument("--transformers", action="store_true", help="also run transformers on the same weights")
@@ -192,7 +198,7 @@ def main(argv=None) -> int:
         model = prepare_model(base, mode, device)
         drift = logit_drift(base, model, args.shape) if mode != "float32" or device.type != "cpu" else None
         for batch in [int(b) for b in args.batch.split(",")]:
-            run = {"mode": mode, "batch": batch, **time_stream(model, args.shape, args.seconds, batch)}
+            run = {"mode": mode, "batch": batch, **time_stream(model, args.shape, args.seconds, batch, args.block)}
             run["drift"] = drift
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
@@ -209,7 +215,9 @@ def main(argv=None) -> int:
 def print_table(results: dict) -> None:
     hf = results["transformers"] or {}
     ref = hf.get("window_1_ms_per_frame")
-    print(f"\n{results['shape']} on {results['device']}, {results['threads']} thread(s); ms per 80 ms frame")
+    block = results["runs"][0]["block_s"] if results["runs"] else 0.08
+    print(f"\n{results['shape']} on {results['device']}, {results['threads']} thread(s), pushes of {block} s; "
+          f"ms per 80 ms frame")
     print(f"{'engine':<24}{'batch':>6}{'frame':>9}{'codec':>8}{'decoder':>9}{'RTF':>7}{'start→end':>14}"
           f"{'peak MB':>9}{'top-1':>8}{'vs trf':>8}")
     if hf:

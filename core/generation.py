@@ -53,15 +53,20 @@ class FrameStepper:
         return self._decode()
 
     @torch.inference_mode()
-    def step(self, frame: torch.Tensor) -> torch.Tensor:
-        """One frame [B, frame_size] float32 in (it is heard by this step), one token [B] out."""
+    def step(self, frames: torch.Tensor) -> torch.Tensor:
+        """n whole frames [B, n * frame_size] float32 in (step k hears frame k), n tokens [B, n] out.
+
+        The codec encodes the n frames in one call; the decoder then steps through them in order.
+        """
         assert self.steps > 0, "start() must run before the first frame"
-        codec = self.model.codec_model
-        codes = codec.encode_step(frame.to(device=self._ids.device, dtype=torch.float32), self.codec_state,
-                                  self._num_codebooks)  # [B, K]
-        self._ids[:, 0, 0] = self.last_token
-        self._ids[:, 0, 1:] = codes
-        return self._decode()
+        codes = self.model.codec_model.encode_frames(
+            frames.to(device=self._ids.device, dtype=torch.float32), self.codec_state, self._num_codebooks)  # [B, n, K]
+        tokens = []
+        for i in range(codes.shape[1]):
+            self._ids[:, 0, 0] = self.last_token
+            self._ids[:, 0, 1:] = codes[:, i]
+            tokens.append(self._decode())
+        return torch.stack(tokens, dim=1)
 
     def _decode(self) -> torch.Tensor:
         logits = self.model.step_logits(self._ids, self.cache)  # [B, V]
@@ -85,6 +90,9 @@ def generate(model: KyutaiSpeechToTextForConditionalGeneration, input_values: to
     if steps == 0:
         return out
     out[:, 1] = stepper.start()
-    for t in range(1, steps):
-        out[:, t + 1] = stepper.step(audio[:, (t - 1) * fs: t * fs])
+    # steps 1 .. steps-1 hear frames 0 .. steps-2, encoded up to max_frames at a time
+    chunk = model.codec_model.max_frames
+    for first in range(0, steps - 1, chunk):
+        n = min(chunk, steps - 1 - first)
+        out[:, 2 + first: 2 + first + n] = stepper.step(audio[:, first * fs:(first + n) * fs])
     return out

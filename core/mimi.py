@@ -142,8 +142,8 @@ class ResidualVQ(nn.Module):
         self.layers = nn.ModuleList([_CodebookHolder(cfg) for _ in range(n)])
 
     def encode(self, latent: torch.Tensor, n: int) -> list[torch.Tensor]:
-        """latent [B, D, 1] -> n code tensors [B]; each level quantizes what the previous left over."""
-        residual = self.input_proj(latent)[..., 0]  # [B, codebook_dim]
+        """latent [B, D, T] -> n code tensors [B * T]; each level quantizes what the previous left over."""
+        residual = self.input_proj(latent).transpose(1, 2).reshape(-1, self.input_proj.out_channels)  # [B*T, dim]
         codes = []
         for holder in self.layers[:n]:
             book = holder.codebook
@@ -163,11 +163,11 @@ class SplitRVQ(nn.Module):
         self.acoustic_residual_vector_quantizer = ResidualVQ(cfg, cfg.num_quantizers - cfg.num_semantic_quantizers)
 
     def encode(self, latent: torch.Tensor, n: int) -> torch.Tensor:
-        """latent [B, D, 1] -> codes [B, n], semantic first."""
+        """latent [B, D, T] -> codes [B, T, n], semantic first."""
         codes = self.semantic_residual_vector_quantizer.encode(latent, min(n, self.n_semantic))
         if n > self.n_semantic:
             codes += self.acoustic_residual_vector_quantizer.encode(latent, n - self.n_semantic)
-        return torch.stack(codes, dim=1)
+        return torch.stack(codes, dim=1).view(latent.shape[0], latent.shape[2], n)
 
     def refresh(self) -> None:
         for module in self.modules():
@@ -197,7 +197,14 @@ class CodecState:
 
 
 class MimiEncoder(nn.Module):
-    """Named `codec_model` in the checkpoint; keeps the flat Mimi key layout of the hub files."""
+    """Named `codec_model` in the checkpoint; keeps the flat Mimi key layout of the hub files.
+
+    Frames can be encoded one at a time (live) or up to `max_frames` per call (files, or a live
+    stream catching up): causality makes both give the same codes, and a call over many frames
+    reads the weights once for all of them.
+    """
+
+    max_frames = 32  # frames per encode call; sizes the transformer's ring cache
 
     def __init__(self, cfg: MimiConfig):
         super().__init__()
@@ -217,24 +224,25 @@ class MimiEncoder(nn.Module):
             conv_history=[c.new_history(batch, p.device, p.dtype) for c in self._convs],
             kv=RingKVCache(layers=self.config.num_hidden_layers, batch=batch,
                            kv_heads=self.config.num_key_value_heads, head_dim=self.config.head_dim,
-                           window=self.config.sliding_window, max_chunk=self.config.latent_stride,
+                           window=self.config.sliding_window, max_chunk=self.config.latent_stride * self.max_frames,
                            dtype=p.dtype, device=p.device),
             fresh=torch.ones(batch, dtype=torch.bool, device=p.device),
         )
 
-    def encode_step(self, frame: torch.Tensor, state: CodecState, num_codebooks: int) -> torch.Tensor:
-        """frame [B, frame_size] float32 -> codes [B, num_codebooks]."""
-        x = self.encoder.step(frame[:, None, :], state)  # [B, D, 2] at 25 Hz
-        x = self.encoder_transformer.step(x.transpose(1, 2), state.kv).transpose(1, 2)  # [B, D, 2]
-        latent = self.downsample.step(x, state.conv_history[self.downsample.state_index], state.fresh)  # [B, D, 1]
+    def encode_frames(self, audio: torch.Tensor, state: CodecState, num_codebooks: int) -> torch.Tensor:
+        """audio [B, n * frame_size] float32, 1 <= n <= max_frames -> codes [B, n, num_codebooks]."""
+        assert audio.shape[-1] % self.config.frame_size == 0, "the codec takes whole frames"
+        assert audio.shape[-1] <= self.max_frames * self.config.frame_size, "too many frames for one call"
+        x = self.encoder.step(audio[:, None, :], state)  # [B, D, 2n] at 25 Hz
+        x = self.encoder_transformer.step(x.transpose(1, 2), state.kv).transpose(1, 2)  # [B, D, 2n]
+        latent = self.downsample.step(x, state.conv_history[self.downsample.state_index], state.fresh)  # [B, D, n]
         state.fresh.fill_(False)
         return self.quantizer.encode(latent, num_codebooks)
 
     def encode(self, audio: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
         """Whole clips [B, L] (L a multiple of frame_size) -> codes [B, K, L / frame_size]."""
         n = num_codebooks or self.config.num_quantizers
-        fs = self.config.frame_size
-        assert audio.shape[-1] % fs == 0, "encode() takes whole frames"
+        chunk = self.config.frame_size * self.max_frames
         state = self.new_state(audio.shape[0])
-        frames = [self.encode_step(audio[:, i:i + fs], state, n) for i in range(0, audio.shape[-1], fs)]
-        return torch.stack(frames, dim=-1)
+        codes = [self.encode_frames(audio[:, i:i + chunk], state, n) for i in range(0, audio.shape[-1], chunk)]
+        return torch.cat(codes, dim=1).transpose(1, 2)

@@ -129,10 +129,13 @@ class StreamingTranscriber:
             self._start()
         total = self._fed + self._suffix
         heard = steps_for(total, self.frame_samples) - 1  # frames the schedule lets the decoder hear
-        while self._stepper.steps - 1 < heard:
-            self._partial[:, self._fill:] = 0.0
-            self._fill = self.frame_samples
-            self._step_frame()
+        missing = heard - (self._stepper.steps - 1)
+        if missing > 0:
+            # the open partial frame, then silence: the tail the feature extractor would append
+            tail = torch.zeros(self.batch_size, missing * self.frame_samples)
+            tail[:, :self._fill] = self._partial[:, :self._fill]
+            self._fill = 0
+            self._step_whole(tail)
         end_index = self._stepper.steps
         for b, seg in enumerate(self._segmenters):
             self._new_words[b].extend(seg.flush(end_index + 1))
@@ -160,22 +163,33 @@ class StreamingTranscriber:
         """Append samples [B, n] to the partial frame, stepping every frame that completes."""
         n, at = audio.shape[1], 0
         self._fed += n
+        fs = self.frame_samples
         while at < n:
-            take = min(self.frame_samples - self._fill, n - at)
+            if self._fill == 0 and n - at >= fs:  # whole frames straight from the input, many per codec call
+                whole = min((n - at) // fs, self.model.codec_model.max_frames) * fs
+                self._step_whole(audio[:, at:at + whole])
+                at += whole
+                continue
+            take = min(fs - self._fill, n - at)
             self._partial[:, self._fill:self._fill + take] = audio[:, at:at + take]
             self._fill += take
             at += take
-            if self._fill == self.frame_samples:
-                self._step_frame()
+            if self._fill == fs:
+                self._fill = 0
+                self._step_whole(self._partial)
 
-    def _step_frame(self) -> None:
-        token = self._stepper.step(self._partial)
-        self._fill = 0
-        self._record(token)
+    def _step_whole(self, audio: torch.Tensor) -> None:
+        """Step whole frames [B, k * frame_size], at most max_frames per codec call."""
+        chunk = self.model.codec_model.max_frames * self.frame_samples
+        for at in range(0, audio.shape[1], chunk):
+            self._record(self._stepper.step(audio[:, at:at + chunk]))
 
-    def _record(self, token: torch.Tensor) -> None:
-        index = self._stepper.steps  # index of this token in `tokens` (BOS is index 0)
-        for b, tok in enumerate(token.tolist()):
+    def _record(self, tokens: torch.Tensor) -> None:
+        """tokens [B] (one step) or [B, n] (the last n steps), in stream order."""
+        tokens = tokens.reshape(self.batch_size, -1)
+        first = self._stepper.steps - tokens.shape[1] + 1  # index in `tokens` (BOS is index 0)
+        for b, row in enumerate(tokens.tolist()):
             if self.keep_tokens:
-                self._tokens[b].append(tok)
-            self._new_words[b].extend(self._segmenters[b].feed(index, tok))
+                self._tokens[b].extend(row)
+            for i, tok in enumerate(row):
+                self._new_words[b].extend(self._segmenters[b].feed(first + i, tok))
