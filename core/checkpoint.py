@@ -135,7 +135,7 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
 
 def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
                quantize: str | None = None, progress: Callable[[int, int], None] | None = None, **hub_kwargs):
-    from .quantize import check_mode, quantizable, swap_in_int8
+    from .quantize import quantizable, resolve_mode, swap_in_int8
 
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
@@ -143,7 +143,7 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
     except ConfigError as exc:
         raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
     device = resolve_device(device_map)
-    check_mode(quantize, device)
+    quantize = resolve_mode(quantize, device)
     decoder_dtype = torch.float32 if quantize == "int8" else resolve_dtype(dtype, device)
     with torch.device("meta"):
         model = cls(config)

@@ -45,9 +45,20 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
 
 
+def resolve_mode(mode: str | None, device: torch.device) -> str | None:
+    """"auto" = the fastest mode that keeps up: int8 on a CPU, none (bfloat16) on a GPU."""
+    if mode in (None, "none"):
+        return None
+    if mode == "auto":
+        cpu_int8 = device.type == "cpu" and bool({"fbgemm", "x86"} & set(torch.backends.quantized.supported_engines))
+        return "int8" if cpu_int8 else None
+    check_mode(mode, device)
+    return mode
+
+
 def check_mode(mode: str | None, device: torch.device) -> None:
     if mode not in (None, "int8"):
-        raise ConfigError(f"unknown quantization {mode!r}; use 'int8' or none")
+        raise ConfigError(f"unknown quantization {mode!r}; use 'int8', 'auto' or none")
     if mode == "int8":
         if device.type != "cpu":
             raise ConfigError("int8 quantization runs on the CPU; on a GPU use bfloat16 (the default there)")

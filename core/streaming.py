@@ -50,7 +50,8 @@ class StreamingTranscriber:
                         quantize: str | None = None, keep_tokens: bool = True, progress=None, revision=None,
                         cache_dir=None, tqdm_class=None) -> "StreamingTranscriber":
         """Load a -trfs checkpoint (folder or hub id). quantize="int8" stores the decoder's weights as
-        int8 (CPU); dtype picks the decoder's float type (default: float32 on CPU, bfloat16 on GPU)."""
+        int8 (CPU), "auto" does so on a CPU only; dtype picks the decoder's float type (default:
+        float32 on CPU, bfloat16 on GPU)."""
         from .checkpoint import resolve_checkpoint
 
         folder = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)

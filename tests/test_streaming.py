@@ -221,3 +221,9 @@ def test_unknown_quantization_is_refused(tiny_checkpoint):
 
     with pytest.raises(ConfigError, match="int4"):
         StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="int4")
+
+
+def test_auto_quantization_is_int8_on_the_cpu(tiny_checkpoint):
+    stream = StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="auto")
+    assert stream.model.quantization == "int8"
+    assert StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="none").model.quantization is None
