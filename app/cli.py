@@ -1,8 +1,10 @@
 """The `surtitle` command line.
 
-`surtitle transcribe FILE...` streams audio files through the engine and writes txt, srt, vtt or
-json. Further commands (`live`, `bench`) plug in the same way: an `_add_<name>` function that
-builds the subparser and sets `run`, a function `(args, transcriber_factory) -> exit code`.
+`surtitle` alone opens the desktop app. `surtitle transcribe FILE...` streams audio files through
+the engine and writes txt, srt, vtt or json; `surtitle live` captions the microphone in the
+terminal (app/cli_live.py); `surtitle sessions` and `surtitle export` read the session journal
+(app/cli_sessions.py). Each command plugs in the same way: an `add_<name>` function that builds
+the subparser and sets `run`, a function `(args, transcriber_factory) -> exit code`.
 
 Errors reach the user as one line, `surtitle: error: <message>`, and exit code 1; only --verbose
 shows a traceback. The engine is created through a factory so tests can stand in a fake for it.
@@ -12,21 +14,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from app.audio_file import audio_duration_s, iter_audio_blocks
+from app.cli_common import ModelOptions, add_model_options, error, first_line, model_options
 from app.export import FORMATS, to_txt, write_text_atomic
-from core.config import DEFAULT_MODEL  # torch-free: `--help` stays fast
+from core.config import DEFAULT_MODEL  # noqa: F401  torch-free re-export: the default --model
 from core.errors import AudioError, CheckpointError, SurtitleError
 from core.words import Word
 
@@ -46,14 +46,6 @@ class Transcriber(Protocol):
     def push(self, pcm: np.ndarray) -> list[Word]: ...
     def flush(self) -> list[Word]: ...
     def reset(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    source: str  # hub repo id or local checkpoint folder
-    device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
-    dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
-    quantize: str | None  # "int8", or None for full-precision weights
 
 
 TranscriberFactory = Callable[[ModelOptions], Transcriber]
@@ -79,34 +71,32 @@ class _UsageError(Exception):
 # Entry point
 
 
-def main(
-    argv: Sequence[str] | None = None, *, transcriber_factory: TranscriberFactory = load_transcriber
-) -> int:
+def main(argv: Sequence[str] | None = None, *, transcriber_factory: TranscriberFactory | None = None) -> int:
+    """Run one command; returns its exit code. `transcriber_factory` replaces the engine (tests)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on bad arguments; we return codes
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
-        parser.print_help()
-        return 0
+        return run_gui(list(argv) if argv is not None else sys.argv[1:])
     try:
         return args.run(args, transcriber_factory)
     except _UsageError as exc:
-        _error(str(exc))
+        error(str(exc))
         return 2
     except SurtitleError as exc:
-        _error(str(exc), exc if args.verbose else None)
+        error(str(exc), exc if args.verbose else None)
         return 1
     except KeyboardInterrupt:
-        _error("interrupted")
+        error("interrupted")
         return 130
     except Exception as exc:  # a bug: one line by default, the traceback on request
-        summary = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+        summary = f"unexpected {type(exc).__name__}: {first_line(exc)}"
         if args.verbose:
-            _error(summary, exc)
+            error(summary, exc)
         else:
-            _error(f"{summary} (rerun with --verbose to see the traceback)")
+            error(f"{summary} (rerun with --verbose to see the traceback)")
         return 1
 
 
@@ -118,40 +108,30 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of errors")
     _add_transcribe(commands, common)
+    from app.cli_live import add_live  # these import cli's helpers: imported once cli is complete
+    from app.cli_sessions import add_export, add_sessions
+
+    add_live(commands, common)
+    add_sessions(commands, common)
+    add_export(commands, common)
     return parser
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Engine options shared by every command that loads a model."""
-    parser.add_argument(
-        "--model", default=DEFAULT_MODEL, metavar="ID_OR_DIR",
-        help=f"Hugging Face repo id or local checkpoint folder (default: {DEFAULT_MODEL})",
-    )
-    parser.add_argument(
-        "--device", default="auto", type=_device_name, help="auto, cpu, cuda, cuda:N or mps (default: auto)"
-    )
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-        help="weight and compute precision (default: chosen by the engine for the device)",
-    )
-    parser.add_argument(
-        "--quantize", default="none", choices=["none", "int8"], help="quantize the weights (default: none)"
-    )
-
-
-def _model_options(args: argparse.Namespace) -> ModelOptions:
-    return ModelOptions(
-        source=args.model,
-        device=None if args.device == "auto" else args.device,
-        dtype=None if args.dtype == "auto" else args.dtype,
-        quantize=None if args.quantize == "none" else args.quantize,
-    )
-
-
-def _device_name(text: str) -> str:
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps")
-    return text
+def run_gui(argv: list[str]) -> int:
+    """The desktop app; a one-line error, not a crash, where it cannot start."""
+    if sys.platform.startswith("linux") and not any(
+        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    ):  # Qt would abort the process (SIGABRT) trying to open a display that is not there
+        error("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+              "`surtitle live` captions in the terminal")
+        return 1
+    try:
+        from app.gui.app import main as gui_main
+    except ImportError as exc:
+        error(f"the desktop app cannot start ({first_line(exc)}); `surtitle live` captions in the terminal")
+        return 1
+    code = gui_main(argv)
+    return code if isinstance(code, int) else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +144,7 @@ def _add_transcribe(commands: argparse._SubParsersAction, common: argparse.Argum
         description="Transcribe audio files (WAV, FLAC, OGG, MP3; any rate, any channel count).",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files to transcribe")
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument(
         "-f", "--format", choices=sorted(FORMATS),
         help="output format (default: from the -o file's extension, else txt)",
@@ -183,8 +163,8 @@ def _add_transcribe(commands: argparse._SubParsersAction, common: argparse.Argum
     p.set_defaults(run=run_transcribe)
 
 
-def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFactory) -> int:
-    fmt = args.format or _format_from_extension(args.output) or "txt"
+def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFactory | None) -> int:
+    fmt = args.format or format_from_extension(args.output) or "txt"
     extension, render = FORMATS[fmt]
     if args.timestamps and fmt == "txt":
         render = _txt_with_timestamps
@@ -197,12 +177,13 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
         try:
             jobs.append((path, target, audio_duration_s(path)))
         except AudioError as exc:
-            _error(str(exc), exc if args.verbose else None)
+            error(str(exc), exc if args.verbose else None)
             failed = True
     if not jobs:
         return 1
 
-    transcriber = _load_model(transcriber_factory, _model_options(args))  # once, for all files
+    factory = transcriber_factory or load_transcriber
+    transcriber = _load_model(factory, model_options(args))  # once, for all files
     for path, target, duration_s in jobs:
         show_progress = args.progress if args.progress is not None else (
             duration_s > PROGRESS_MIN_S and sys.stderr.isatty()
@@ -210,11 +191,11 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
         try:
             words, seconds = transcribe_file(transcriber, path, show_progress)
         except SurtitleError as exc:  # this file is lost, the others still run
-            _error(str(exc), exc if args.verbose else None)
+            error(str(exc), exc if args.verbose else None)
             failed = True
             continue
         meta = {"model": args.model, "file": str(path), "duration_s": round(seconds, 3)}
-        if not _deliver(render(words, meta), target, path, extension):
+        if not deliver(render(words, meta), target, path, extension):
             failed = True
     return 1 if failed else 0
 
@@ -260,7 +241,7 @@ def _load_model(factory: TranscriberFactory, options: ModelOptions) -> Transcrib
     except (OSError, HFValidationError) as exc:
         source = options.source
         if Path(source).expanduser().is_dir():
-            raise CheckpointError(f"cannot load the model in folder {source!r}: {_first_line(exc)}") from exc
+            raise CheckpointError(f"cannot load the model in folder {source!r}: {first_line(exc)}") from exc
         raise CheckpointError(
             f"cannot load model {source!r} from the Hugging Face Hub ({_hub_reason(exc)}); {_CHECKPOINT_HINT}"
         ) from exc
@@ -278,14 +259,14 @@ def _hub_reason(exc: BaseException) -> str:
         return "no network connection and no copy in the local cache"
     if isinstance(exc, hub.HFValidationError):
         return "it is neither an existing folder nor a valid repository id"
-    return _first_line(exc)
+    return first_line(exc)
 
 
 # ---------------------------------------------------------------------------------------------
 # Where transcripts go
 
 
-def _format_from_extension(output: str | None) -> str | None:
+def format_from_extension(output: str | None) -> str | None:
     if output is None or output == "-":
         return None
     suffix = Path(output).suffix.lower()
@@ -325,7 +306,7 @@ def _plan_outputs(files: list[Path], output: str | None, extension: str) -> list
     return targets
 
 
-def _deliver(text: str, target: Path | None, source: Path, extension: str) -> bool:
+def deliver(text: str, target: Path | None, source: Path, extension: str) -> bool:
     """Write the transcript; if that fails, print it and save a copy elsewhere so it is not lost."""
     if target is None:
         sys.stdout.write(text)
@@ -338,7 +319,7 @@ def _deliver(text: str, target: Path | None, source: Path, extension: str) -> bo
         sys.stdout.flush()
         saved = _save_fallback(text, source, extension)
         kept = f"saved a copy to {str(saved)!r}" if saved else "could not save a copy either"
-        _error(
+        error(
             f"cannot write {str(target)!r} ({exc.strerror or exc}); "
             f"the transcript was printed to stdout and {kept}"
         )
@@ -361,21 +342,6 @@ def _save_fallback(text: str, source: Path, extension: str) -> Path | None:
         except OSError:
             continue
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Messages
-
-
-def _error(message: str, exc: BaseException | None = None) -> None:
-    if exc is not None:
-        traceback.print_exception(exc, file=sys.stderr)
-    print(f"surtitle: error: {' '.join(message.split())}", file=sys.stderr)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

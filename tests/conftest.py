@@ -13,6 +13,11 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 # never read or write the user's real hub cache: a repo id resolves only in caches the tests build
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="surtitle-hf-home-")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # widgets tests without a display
+# tiny models: one torch thread, also where app code calls core.runtime.configure_threads() and in
+# the `surtitle` subprocesses of the end-to-end tests (see the set_num_threads note below)
+os.environ["SURTITLE_THREADS"] = "1"
+# journal and session audio: never the user's own (tests that need one set their own folder)
+os.environ["SURTITLE_DATA_DIR"] = tempfile.mkdtemp(prefix="surtitle-data-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

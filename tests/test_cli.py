@@ -309,9 +309,10 @@ def test_default_model_is_the_engines():
     assert cli.DEFAULT_MODEL == core.DEFAULT_MODEL
 
 
-def test_no_command_prints_help(capsys):
-    assert main([]) == 0
-    assert "transcribe" in capsys.readouterr().out
+def test_help_lists_the_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("transcribe", "live", "sessions", "export"))
 
 
 @pytest.mark.parametrize(

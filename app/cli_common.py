@@ -1,0 +1,71 @@
+"""What every `surtitle` command shares: engine options, one-line errors, clock times."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+
+from core.config import DEFAULT_MODEL  # torch-free: `--help` stays fast
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    source: str  # hub repo id or local checkpoint folder
+    device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
+    dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
+    quantize: str | None  # "int8", or None for full-precision weights
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Engine options shared by every command that loads a model."""
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, metavar="ID_OR_DIR",
+        help=f"Hugging Face repo id or local checkpoint folder (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+        help="weight and compute precision (default: chosen by the engine for the device)",
+    )
+    parser.add_argument(
+        "--quantize", default="none", choices=["none", "int8"], help="quantize the weights (default: none)"
+    )
+
+
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(
+        source=args.model,
+        device=None if args.device == "auto" else args.device,
+        dtype=None if args.dtype == "auto" else args.dtype,
+        quantize=None if args.quantize == "none" else args.quantize,
+    )
+
+
+def device_name(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def error(message: str, exc: BaseException | None = None) -> None:
+    """`surtitle: error: <one line>` on stderr; the traceback first when asked for (--verbose)."""
+    if exc is not None:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"surtitle: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def format_clock(seconds: float) -> str:
+    """1:02:03 or 2:03: a duration as people read it."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -1,0 +1,78 @@
+"""Loading the engine for a live session, reporting progress a window or a terminal can show.
+
+Two stages reach the reporter as (stage, done, total): "download" in bytes while a hub checkpoint
+is fetched (through a tqdm class handed to huggingface_hub; nothing is printed) and "weights" in
+tensors while they are read. torch is imported here, on first use, so the pipeline module and
+`surtitle --help` stay light.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from core.words import Word
+
+LoadReport = Callable[[str, int, int], None]
+
+
+class Transcriber(Protocol):
+    """What the live pipeline needs of `core.StreamingTranscriber`."""
+
+    sample_rate: int
+    delay_s: float
+
+    @property
+    def pending_text(self) -> str: ...
+    def push(self, pcm: np.ndarray) -> list[Word]: ...
+    def flush(self) -> list[Word]: ...
+    def reset(self) -> None: ...
+
+
+class EngineOptions(Protocol):
+    model: str
+    device: str
+    quantize: str | None
+    dtype: str | None
+
+
+def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
+    from core import StreamingTranscriber
+    from core.runtime import configure_threads
+
+    configure_threads()  # once per process, before the first step (see core.runtime for the policy)
+    extra: dict[str, Any] = {"quantize": options.quantize} if options.quantize else {}
+    return StreamingTranscriber.from_pretrained(
+        options.model,
+        device=None if options.device == "auto" else options.device,
+        dtype=options.dtype,  # a name such as "bfloat16"; the loader resolves it
+        keep_tokens=False,  # a live session may run for hours: keep words, not every token
+        tqdm_class=hub_progress_class(report),
+        progress=lambda done, total: report("weights", done, total),
+        **extra,
+    )
+
+
+def hub_progress_class(report: LoadReport) -> type:
+    """A tqdm class for huggingface_hub that reports download bytes instead of drawing a bar."""
+    from tqdm import tqdm
+
+    class HubProgress(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any):
+            kwargs.pop("name", None)  # huggingface_hub's own tqdm takes a name; plain tqdm does not
+            kwargs["file"] = io.StringIO()  # drawn nowhere
+            kwargs["disable"] = False  # tqdm stops counting when disabled
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            # Byte bars only (the other counts files). The hub's network-transfer bar is skipped:
+            # its total is a guess that grows; the bar of bytes written has the real total.
+            if self.unit == "B" and not str(self.desc).lower().startswith("downloading bytes"):
+                report("download", int(self.n), int(self.total or 0))
+            return shown
+
+    return HubProgress

@@ -1,0 +1,271 @@
+"""The live session: microphone ring → resampler → engine → journal (+ session audio), in any thread.
+
+One object owns the whole path (design note 2): the Qt worker runs it in a QThread and turns the
+listener calls into signals; `surtitle live` runs it in the terminal. Nothing here knows Qt.
+
+    pipeline = LivePipeline(PipelineOptions(model="kyutai/stt-1b-en_fr-trfs"), listener)
+    pipeline.run(stop_event)        # blocks; returns the session id once stop_event is set
+
+`run` loads the model if `load` was not called, opens the input device at its own rate, starts a
+journal session, then loops: read the ring (waking at least every 0.1 s to look at stop, pause and
+the device), hand the samples to the SessionRecorder (resample, save, transcribe, journal), commit
+the journal when due, report status about twice a second. On stop it transcribes what the ring
+still holds, flushes the engine so the last words are kept, and ends the session. How samples
+become session time, gaps and words is `app.session_recorder`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.audio.capture import AudioCapture
+from app.audio.level import SILENT, Level
+from app.export import to_json, write_text_atomic
+from app.journal import Journal, JournalError
+from app.model_loading import LoadReport, Transcriber, load_transcriber
+from app.paths import AUDIO_FOLDER
+from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener
+from app.session_audio import SessionAudio, SessionAudioError, new_audio_path
+from app.session_recorder import SessionRecorder
+from core.errors import CheckpointError, SurtitleError
+from core.words import Word
+
+__all__ = ["LivePipeline", "PipelineInfo", "PipelineListener", "PipelineOptions", "PipelineStatus"]
+
+log = logging.getLogger(__name__)
+
+READ_MAX_S = 0.5  # most audio handed on per pass: bounded work between looks at stop and status
+READ_MIN_S = 0.02  # wake for this much at least: a few callbacks' worth, well under an engine frame
+READ_TIMEOUT_S = 0.1  # the loop looks at stop, pause and the device at least this often
+RING_MARGIN_S = 20.0  # ring room beyond max_lag_s, so one slow engine call loses no samples
+
+CaptureFactory = Callable[[PipelineOptions], AudioCapture]
+TranscriberFactory = Callable[[PipelineOptions, LoadReport], Transcriber]
+
+
+def default_capture(options: PipelineOptions) -> AudioCapture:
+    return AudioCapture(options.input_device, ring_s=options.max_lag_s + RING_MARGIN_S)
+
+
+class LivePipeline:
+    def __init__(self, options: PipelineOptions, listener: PipelineListener | None = None, *,
+                 capture_factory: CaptureFactory = default_capture,
+                 transcriber_factory: TranscriberFactory = load_transcriber,
+                 journal: Journal | None = None):
+        self.options = options
+        self.listener = listener or SilentListener()
+        self.journal = journal  # None: the user's journal, opened by run()
+        self.transcriber: Transcriber | None = None
+        self.session_id: int | None = None
+        self.model_name = Path(options.model).name if Path(options.model).expanduser().is_dir() else options.model
+        self._capture_factory = capture_factory
+        self._transcriber_factory = transcriber_factory
+        self._capture: AudioCapture | None = None
+        self._recorder: SessionRecorder | None = None
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model once, reporting through on_loading; raises CheckpointError or ConfigError."""
+        if self.transcriber is not None:
+            return
+        report = lambda stage, done, total: self._notify("on_loading", stage, done, total)  # noqa: E731
+        try:
+            self.transcriber = self._transcriber_factory(self.options, report)
+        except OSError as exc:
+            raise CheckpointError(f"cannot load model {self.options.model!r}: {_first_line(exc)}") from exc
+
+    def level(self) -> Level:
+        """The input level now (any thread: a GUI meter polls this)."""
+        capture = self._capture
+        return capture.level() if capture is not None else SILENT
+
+    def run(self, stop: threading.Event, pause: threading.Event | None = None) -> int | None:
+        """Record until `stop` is set; returns the session id (None if no session was started).
+
+        Never raises: every failure reaches on_error as one line, and on_finished always comes
+        last. While `pause` is set, audio is neither kept nor transcribed.
+        """
+        self.session_id, self._capture, self._recorder = None, None, None
+        self._paused, self._device_lost, self._journal_failing = False, False, False
+        self._rtf, self._next_status = 0.0, 0.0
+        try:
+            self.load()
+            if not stop.is_set():
+                self._start()
+                self._loop(stop, pause)
+        except SurtitleError as exc:
+            self._notify("on_error", str(exc))
+        except Exception as exc:  # a bug: logged in full, shown in one line
+            log.exception("live pipeline failed")
+            self._notify("on_error", f"unexpected {type(exc).__name__}: {_first_line(exc)}")
+        finally:
+            self._finish()
+            self._notify("on_finished", self.session_id)
+        return self.session_id
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self.journal is None:
+            self.journal = Journal()
+        capture = self._capture = self._capture_factory(self.options)
+        capture.open()
+        capture.start()
+        audio = None
+        if self.options.save_audio:
+            try:
+                folder = self.journal.path.parent / AUDIO_FOLDER  # beside whichever journal is used
+                audio = SessionAudio(new_audio_path(folder), self.transcriber.sample_rate)
+            except SessionAudioError as exc:
+                self._notify("on_error", f"{exc}; recording captions without audio")
+        self._recorder = SessionRecorder(self.transcriber, capture.samplerate, audio, self)
+        audio_path = audio.path if audio else None
+        self.session_id = self.journal.start_session(self.options.model, capture.device_name, self.options.title,
+                                                     audio_path)
+        self._next_status = time.monotonic() + self.options.status_interval_s
+        self._notify("on_ready", PipelineInfo(self.session_id, self.model_name, capture.device_name,
+                                              capture.samplerate, self.journal.path, audio_path,
+                                              self.transcriber.delay_s))
+
+    def _loop(self, stop: threading.Event, pause: threading.Event | None) -> None:
+        capture, recorder = self._capture, self._recorder
+        ring, max_lag = capture.ring, self.options.max_lag_s
+        max_read, min_read = round(READ_MAX_S * capture.samplerate), round(READ_MIN_S * capture.samplerate)
+        while not stop.is_set():
+            if capture.lost:
+                self._device_lost = True
+                return
+            if pause is not None and pause.is_set() != self._paused:
+                self._paused = pause.is_set()
+                if self._paused:
+                    recorder.pause(ring, max_lag)
+                else:
+                    recorder.resume(ring)
+                self._status(force=True)  # tells the driver the pause (or resume) took effect
+            if not self._paused:
+                recorder.catch_up(ring, max_lag)
+            start, block = ring.read(max_read, timeout=READ_TIMEOUT_S, min_samples=min_read)
+            if self._paused:
+                recorder.discard(start, block)
+            elif len(block):
+                recorder.handle(start, block)
+            self._journal_call(self.journal.commit_if_due)
+            self._status()
+
+    def _finish(self) -> None:
+        """Stop capture, transcribe what it captured, flush the engine, end the session."""
+        capture, recorder, sid = self._capture, self._recorder, self.session_id
+        if capture is not None:
+            capture.close()  # no more samples; the ring keeps what it has
+        if recorder is not None and sid is None:  # failed before the session began
+            self._close_audio(keep=False)
+        elif recorder is not None:
+            try:
+                recorder.finish(capture.ring, self.options.max_lag_s, self._paused)
+            except Exception as exc:  # what is journaled already must still be ended
+                log.exception("finishing the session failed")
+                self._notify("on_error", f"the last words could not be transcribed ({type(exc).__name__}: "
+                                         f"{_first_line(exc)})")
+            if self._device_lost:
+                end = recorder.session_s
+                self._journal_call(self.journal.add_gap, sid, end, end, "device lost")
+                self._notify("on_error", f"input device {capture.device_name!r} disappeared; "
+                                         "the session so far is saved")
+            self._status(force=True)  # the final numbers
+            self._close_audio(keep=True)
+            self._end_session(sid)
+
+    def _close_audio(self, keep: bool) -> None:
+        audio, self._recorder.audio = self._recorder.audio, None
+        if audio is None:
+            return
+        try:
+            audio.close()
+            if not keep:  # failed before the session began: leave no orphan file
+                audio.path.unlink(missing_ok=True)
+        except (SessionAudioError, OSError) as exc:
+            self._notify("on_error", str(exc))
+
+    def _end_session(self, sid: int) -> None:
+        try:
+            self.journal.end_session(sid)
+        except JournalError as exc:
+            unsaved = self.journal.unsaved_words(sid)
+            rescue = _rescue(unsaved, sid, self.options.model)
+            where = f"they were saved to {str(rescue)!r}" if rescue else "they could not be saved anywhere"
+            self._notify("on_error", f"{exc}; {len(unsaved)} words are not in the journal, {where}")
+
+    # -- RecorderSink: where the recorder's results go --------------------------------------------
+
+    def words_final(self, words: list[Word]) -> None:
+        self._journal_call(self.journal.add_words, self.session_id, words)
+        self._notify("on_words", words)
+
+    def partial_changed(self, text: str) -> None:
+        self._notify("on_partial", text)
+
+    def gap(self, start: float, end: float, reason: str) -> None:
+        self._journal_call(self.journal.add_gap, self.session_id, start, end, reason)
+        self._notify("on_gap", start, end, reason)
+
+    def audio_failed(self, error: SessionAudioError) -> None:
+        self._notify("on_error", f"{error}; captions and the journal go on without audio")
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def _journal_call(self, method: Callable, *args) -> None:
+        """A journal write. On failure the journal keeps the words and retries: say so once per outage."""
+        try:
+            method(*args)
+        except JournalError as exc:
+            if not self._journal_failing:
+                self._journal_failing = True
+                self._notify("on_error", str(exc))
+            return
+        self._journal_failing = False
+
+    def _status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_status:
+            return
+        self._next_status = now + self.options.status_interval_s
+        capture, recorder = self._capture, self._recorder
+        if recorder.computed_audio_s > 0:  # over the last interval; kept while nothing is computed
+            self._rtf = recorder.compute_s / recorder.computed_audio_s
+            recorder.compute_s = recorder.computed_audio_s = 0.0
+        level = capture.level()
+        self._notify("on_status", PipelineStatus(
+            session_id=self.session_id, session_s=recorder.session_s,
+            lag_s=(0.0 if self._paused else recorder.backlog_s(capture.ring)) + self.transcriber.delay_s,
+            rtf=self._rtf, dropped_s=recorder.skipped_s,
+            level_dbfs=level.rms_dbfs, peak_dbfs=level.peak_dbfs, device_name=capture.device_name,
+            model_name=self.model_name, paused=self._paused))
+
+    def _notify(self, name: str, *args) -> None:
+        try:
+            getattr(self.listener, name)(*args)
+        except Exception:  # a listener bug must not stop the recording
+            log.exception("pipeline listener %s failed", name)
+
+
+def _rescue(words: list[Word], session_id: int, model: str) -> Path | None:
+    """Last resort when the journal refuses the final words: a JSON file in the temp folder."""
+    if not words:
+        return None
+    path = Path(tempfile.gettempdir()) / f"surtitle-session-{session_id}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    with contextlib.suppress(OSError):
+        write_text_atomic(path, to_json(words, {"session": session_id, "model": model, "unsaved": True}))
+        return path
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
