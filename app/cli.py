@@ -56,7 +56,9 @@ def load_transcriber(options: ModelOptions) -> Transcriber:
     import torch
 
     from core import StreamingTranscriber
+    from core.runtime import configure_threads
 
+    configure_threads()  # once per process, before the first step (see core.runtime for the policy)
     dtype = None if options.dtype is None else getattr(torch, options.dtype)
     return StreamingTranscriber.from_pretrained(
         options.source, device=options.device, dtype=dtype, quantize=options.quantize

@@ -16,7 +16,7 @@ class ModelOptions:
     source: str  # hub repo id or local checkpoint folder
     device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
     dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
-    quantize: str | None  # "int8", or None for full-precision weights
+    quantize: str | None  # "auto" (int8 on a CPU), "int8", or None for full-precision weights
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="weight and compute precision (default: chosen by the engine for the device)",
     )
     parser.add_argument(
-        "--quantize", default="none", choices=["none", "int8"], help="quantize the weights (default: none)"
+        "--quantize", default="auto", choices=["auto", "none", "int8"],
+        help="auto (default): int8 decoder weights on a CPU, the fastest mode that keeps up live; "
+             "full precision on a GPU. none: full precision everywhere",
     )
 
 

@@ -22,7 +22,7 @@ class PipelineOptions:
     save_audio: bool = True  # record the session audio (24 kHz 16-bit WAV) next to the journal
     max_lag_s: float = 10.0  # when the engine falls further behind live than this, skip to live (a gap)
     title: str | None = None  # session title; None: "Session <date> <time>"
-    quantize: str | None = None  # None or "int8" (CPU decoder weights); passed to the loader only when set
+    quantize: str | None = None  # None, "int8" (CPU decoder weights) or "auto" (int8 on a CPU); see core.quantize
     dtype: str | None = None  # decoder precision ("float32", "bfloat16"...); None: the engine's choice
     status_interval_s: float = 0.5  # how often on_status reports
 

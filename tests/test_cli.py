@@ -85,7 +85,7 @@ def test_one_file_prints_text_to_stdout(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert out == "w0 w1 end.\n"
-    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, None)]
+    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto")]  # int8 on a CPU
 
 
 def test_srt_format_is_taken_from_the_output_extension(tmp_path, capsys):

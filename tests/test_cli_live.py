@@ -49,7 +49,7 @@ def speech(seconds=3.0, seed=0):
 
 def offline_words(ckpt, path):
     audio, _ = sf.read(path, dtype="float32")
-    engine = StreamingTranscriber.from_pretrained(ckpt)
+    engine = StreamingTranscriber.from_pretrained(ckpt, quantize="auto")  # the mode `live` runs by default
     return engine.push(audio) + engine.flush()
 
 

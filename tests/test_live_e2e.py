@@ -105,7 +105,7 @@ def play(path: Path, env: dict | None = None) -> subprocess.Popen:
 
 
 def offline(ckpt: Path, audio: np.ndarray):
-    engine = StreamingTranscriber.from_pretrained(ckpt)
+    engine = StreamingTranscriber.from_pretrained(ckpt, quantize="auto")  # the mode `live` runs by default
     return engine.push(audio) + engine.flush(), engine.tokens[0]
 
 

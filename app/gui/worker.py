@@ -143,5 +143,5 @@ def options_from_settings(settings: Any, input_device: str) -> Any:
         input_device=input_device or None,
         save_audio=bool(settings.value(Key.SAVE_AUDIO)),
         max_lag_s=float(settings.value(Key.MAX_LAG_S)),
-        quantize="int8" if settings.value(Key.PRECISION) == "int8" else None,
+        quantize=None if settings.value(Key.PRECISION) == "full" else str(settings.value(Key.PRECISION)),
     )
