@@ -240,6 +240,10 @@ def _load_model(factory: TranscriberFactory, options: ModelOptions) -> Transcrib
 
     try:
         return factory(options)
+    except CheckpointError as exc:
+        if "local checkpoint folder" in str(exc):  # the engine's hub failure: say how, in this program's terms
+            raise CheckpointError(f"{exc}; pass it as --model /path/to/folder") from None
+        raise
     except (OSError, HFValidationError) as exc:
         source = options.source
         if Path(source).expanduser().is_dir():

@@ -66,8 +66,8 @@ def _download(repo_id: str, **kwargs) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub import errors as hub_errors
 
-    hint = ("download it where the hub is reachable, or point --model at a local checkpoint folder "
-            "(with config.json, tokenizer.json and model.safetensors)")
+    hint = ("download it where the hub is reachable, or use a local checkpoint folder instead "
+            "(one with config.json, tokenizer.json and model.safetensors)")
     try:
         folder = snapshot_download(repo_id, allow_patterns=_HUB_FILES, **{k: v for k, v in kwargs.items() if v is not None})
     except hub_errors.RepositoryNotFoundError:
