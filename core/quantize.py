@@ -8,7 +8,6 @@ step time follows the bytes read: int8 moves a quarter of float32's. The codec a
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import torch
@@ -83,22 +82,34 @@ def swap_in_int8(model: nn.Module) -> None:
 
 
 def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu") -> nn.Module:
-    """A copy of a float32 model in another mode (for benchmarks and comparisons)."""
+    """`base` (float32, CPU) in another mode, for benchmarks and comparisons.
+
+    Built on the meta device and filled from base's tensors: the codec and anything not converted
+    are shared with `base`, so a 2.6b model does not need twice its memory to be compared.
+    """
     device = torch.device(device)
     if mode == "float32" and device.type == "cpu":
         return base
-    model = copy.deepcopy(base)
-    if mode == "int8":
+    if mode not in ("float32", "bfloat16", "float16", "int8"):
+        raise ConfigError(f"unknown mode {mode!r}; use one of float32, bfloat16, float16, int8")
+    with torch.device("meta"):
+        model = type(base)(base.config)
+    int8 = set(quantizable(model)) if mode == "int8" else set()
+    if int8:
         check_mode("int8", device)
-        weights = {name: model.get_submodule(name).weight for name in quantizable(model)}
         swap_in_int8(model)
-        for name, weight in weights.items():
-            model.get_submodule(name).set_weight(weight)
-        return model.eval()
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[mode]
+    dtype = {"int8": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
+             "float16": torch.float16}[mode]
+    state = {}
+    for name, tensor in base.state_dict().items():
+        owner = name.rpartition(".")[0]
+        if owner in int8:
+            model.get_submodule(owner).set_weight(tensor)
+        else:
+            target = torch.float32 if name.startswith("codec_model.") else dtype
+            state[name] = tensor.to(device=device, dtype=target)
+    model.load_state_dict(state, strict=True, assign=True)
     model.to(device)
-    for name, module in model.named_children():
-        if name != "codec_model":
-            module.to(dtype)
     model.codec_model.quantizer.refresh()
+    model.quantization = "int8" if int8 else None
     return model.eval()
