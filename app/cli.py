@@ -53,15 +53,12 @@ TranscriberFactory = Callable[[ModelOptions], Transcriber]
 
 def load_transcriber(options: ModelOptions) -> Transcriber:
     """The real engine. torch is imported here, not at module level, so `--help` stays instant."""
-    import torch
-
     from core import StreamingTranscriber
     from core.runtime import configure_threads
 
     configure_threads()  # once per process, before the first step (see core.runtime for the policy)
-    dtype = None if options.dtype is None else getattr(torch, options.dtype)
-    return StreamingTranscriber.from_pretrained(
-        options.source, device=options.device, dtype=dtype, quantize=options.quantize
+    return StreamingTranscriber.from_pretrained(  # the loader resolves dtype names such as "bfloat16"
+        options.source, device=options.device, dtype=options.dtype, quantize=options.quantize
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,8 @@ def write_checkpoint(shape: str, folder: Path) -> None:
     model.config.replace(torch_dtype="bfloat16").save_pretrained(folder)
     state = {}
     for name, tensor in model.state_dict().items():
-        key = name.replace("self_attn.q_proj.", "self_attn.q_proj.linear.").replace(
-            "self_attn.k_proj.", "self_attn.k_proj.linear.").replace(
-            "self_attn.v_proj.", "self_attn.v_proj.linear.").replace("self_attn.o_proj.", "self_attn.o_proj.linear.") \
+        # the hub spells the decoder's projections `.q_proj.linear.` (the codec's are plain)
+        key = re.sub(r"\.self_attn\.([qkvo])_proj\.", r".self_attn.\1_proj.linear.", name) \
             if name.startswith("model.layers.") else name
         as_hub = tensor.bfloat16() if name.startswith("model.layers.") or name == "model.norm.weight" else tensor
         state[key] = as_hub.contiguous()

@@ -82,8 +82,9 @@ def _download(repo_id: str, **kwargs) -> Path:
     return Path(folder)
 
 
-def weight_files(folder: Path) -> dict[str, Path]:
-    """{checkpoint tensor name: file} for single-file and sharded layouts."""
+def weight_files(folder: Path) -> dict[str, SafetensorsFile]:
+    """{checkpoint tensor name: its file} for single-file and sharded layouts; every header is read
+    (and checked) once, here, before any tensor is loaded."""
     index = folder / "model.safetensors.index.json"
     single = folder / "model.safetensors"
     if index.is_file():
@@ -91,18 +92,16 @@ def weight_files(folder: Path) -> dict[str, Path]:
             weight_map = json.loads(index.read_text())["weight_map"]
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{index} is not a valid safetensors index ({exc})") from None
-        files = {name: folder / fn for name, fn in weight_map.items()}
-        for fn in sorted(set(files.values())):
-            if not fn.is_file():
-                raise CheckpointError(f"{fn} is listed in {index.name} but missing: the download is incomplete")
-        return files
+        shards = {}
+        for fn in sorted(set(weight_map.values())):
+            if not (folder / fn).is_file():
+                raise CheckpointError(f"{folder / fn} is listed in {index.name} but missing: the download is incomplete")
+            shards[fn] = SafetensorsFile(folder / fn)
+        return {name: shards[fn] for name, fn in weight_map.items()}
     if single.is_file():
-        return {name: single for name in _safetensors_keys(single)}
+        f = SafetensorsFile(single)
+        return {name: f for name in f.keys()}
     raise CheckpointError(f"{folder} has no model.safetensors (nor model.safetensors.index.json)")
-
-
-def _safetensors_keys(path: Path) -> list[str]:
-    return SafetensorsFile(path).keys()
 
 
 def resolve_device(device_map: Any) -> torch.device:
@@ -186,21 +185,23 @@ def read_tensors(expected: dict[str, tuple], folder: Path, device: torch.device,
         more = f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""
         raise CheckpointError(f"{folder} holds unexpected tensor {', '.join(sorted(unexpected)[:3])}{more}: "
                               f"is this a KyutaiSpeechToText -trfs checkpoint?")
-    grouped: dict[Path, list[str]] = {}
+    grouped: dict[SafetensorsFile, list[str]] = {}
     for name, ckpt_name in by_module.items():
         grouped.setdefault(files[ckpt_name], []).append(name)
     done, total = 0, len(by_module)
-    for path, names in grouped.items():
-        f = SafetensorsFile(path)
-        for name in names:
-            ckpt_name = by_module[name]
-            shape = f.shape(ckpt_name)
-            if shape != expected[name]:
-                raise CheckpointError(f"tensor {ckpt_name} in {path.name} has shape {list(shape)} but "
-                                      f"config.json implies {list(expected[name])}: config and weights disagree")
-            target = torch.float32 if name.startswith("codec_model.") else decoder_dtype
-            tensor = f.read(ckpt_name).to(device=device, dtype=target)
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            yield name, tensor
+    for f, names in grouped.items():
+        try:
+            for name in names:
+                ckpt_name = by_module[name]
+                shape = f.shape(ckpt_name)
+                if shape != expected[name]:
+                    raise CheckpointError(f"tensor {ckpt_name} in {f.path.name} has shape {list(shape)} but "
+                                          f"config.json implies {list(expected[name])}: config and weights disagree")
+                target = torch.float32 if name.startswith("codec_model.") else decoder_dtype
+                tensor = f.read(ckpt_name).to(device=device, dtype=target)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                yield name, tensor
+        finally:
+            f.close()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import AudioError
+from .errors import AudioError, CheckpointError
 
 
 def silence_padding(prefix_s: float, delay_s: float, sampling_rate: int) -> tuple[int, int]:
@@ -161,8 +161,6 @@ class KyutaiSpeechToTextFeatureExtractor:
 
         path = resolve_checkpoint(source, **hub_kwargs) / "preprocessor_config.json"
         if not path.is_file():
-            from .errors import CheckpointError
-
             raise CheckpointError(f"{path} is missing: the checkpoint folder needs its preprocessor_config.json")
         return cls.from_dict(json.loads(path.read_text()))
 

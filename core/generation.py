@@ -27,8 +27,7 @@ class FrameStepper:
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int):
         cfg = model.config
         self.model = model
-        self.batch = batch
-        self.frame_size = cfg.frame_size
+        self._chunk = cfg.frame_size * model.codec_model.max_frames  # samples per codec call
         self.codec_state = model.codec_model.new_state(batch)
         self.cache = model.model.new_cache(batch)
         device = model.device
@@ -54,18 +53,21 @@ class FrameStepper:
 
     @torch.inference_mode()
     def step(self, frames: torch.Tensor) -> torch.Tensor:
-        """n whole frames [B, n * frame_size] float32 in (step k hears frame k), n tokens [B, n] out.
+        """n whole frames [B, n * frame_size] float32 in (each heard by one step), n tokens [B, n] out.
 
-        The codec encodes the n frames in one call; the decoder then steps through them in order.
+        The codec encodes up to max_frames frames per call (weights read once for all of them);
+        the decoder then steps through their codes in order.
         """
         assert self.steps > 0, "start() must run before the first frame"
-        codes = self.model.codec_model.encode_frames(
-            frames.to(device=self._ids.device, dtype=torch.float32), self.codec_state, self._num_codebooks)  # [B, n, K]
+        frames = frames.to(device=self._ids.device, dtype=torch.float32)
         tokens = []
-        for i in range(codes.shape[1]):
-            self._ids[:, 0, 0] = self.last_token
-            self._ids[:, 0, 1:] = codes[:, i]
-            tokens.append(self._decode())
+        for at in range(0, frames.shape[1], self._chunk):
+            codes = self.model.codec_model.encode_frames(
+                frames[:, at:at + self._chunk], self.codec_state, self._num_codebooks)  # [B, n, K]
+            for i in range(codes.shape[1]):
+                self._ids[:, 0, 0] = self.last_token
+                self._ids[:, 0, 1:] = codes[:, i]
+                tokens.append(self._decode())
         return torch.stack(tokens, dim=1)
 
     def _decode(self) -> torch.Tensor:
@@ -90,9 +92,6 @@ def generate(model: KyutaiSpeechToTextForConditionalGeneration, input_values: to
     if steps == 0:
         return out
     out[:, 1] = stepper.start()
-    # steps 1 .. steps-1 hear frames 0 .. steps-2, encoded up to max_frames at a time
-    chunk = model.codec_model.max_frames
-    for first in range(0, steps - 1, chunk):
-        n = min(chunk, steps - 1 - first)
-        out[:, 2 + first: 2 + first + n] = stepper.step(audio[:, first * fs:(first + n) * fs])
+    if steps > 1:  # steps 1 .. steps-1 hear frames 0 .. steps-2
+        out[:, 2:] = stepper.step(audio[:, :(steps - 1) * fs])
     return out

@@ -58,6 +58,7 @@ class SafetensorsFile:
             if self._data_start + end > size:
                 self._corrupt(f"tensor {name} ends past the end of the file")
             self.entries[name] = (dtype, shape, begin, end)
+        self._handle = None  # opened on the first read, kept for the following ones
 
     def _corrupt(self, why: str):
         raise CheckpointError(f"{self.path} is truncated or corrupt ({why}); delete it and download it again")
@@ -73,10 +74,16 @@ class SafetensorsFile:
         out = torch.empty(shape, dtype=dtype)
         view = memoryview(out.view(-1).view(torch.uint8).numpy()) if out.numel() else memoryview(b"")
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._data_start + begin)
-                if fh.readinto(view) != end - begin:
-                    self._corrupt(f"tensor {name} is cut short")
+            if self._handle is None:
+                self._handle = open(self.path, "rb")
+            self._handle.seek(self._data_start + begin)
+            if self._handle.readinto(view) != end - begin:
+                self._corrupt(f"tensor {name} is cut short")
         except OSError as exc:
             self._corrupt(str(exc))
         return out
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -136,7 +136,7 @@ class StreamingTranscriber:
             tail = torch.zeros(self.batch_size, missing * self.frame_samples)
             tail[:, :self._fill] = self._partial[:, :self._fill]
             self._fill = 0
-            self._step_whole(tail)
+            self._record(self._stepper.step(tail))
         end_index = self._stepper.steps
         for b, seg in enumerate(self._segmenters):
             self._new_words[b].extend(seg.flush(end_index + 1))
@@ -166,9 +166,9 @@ class StreamingTranscriber:
         self._fed += n
         fs = self.frame_samples
         while at < n:
-            if self._fill == 0 and n - at >= fs:  # whole frames straight from the input, many per codec call
-                whole = min((n - at) // fs, self.model.codec_model.max_frames) * fs
-                self._step_whole(audio[:, at:at + whole])
+            if self._fill == 0 and n - at >= fs:  # whole frames straight from the input, no copy
+                whole = (n - at) // fs * fs
+                self._record(self._stepper.step(audio[:, at:at + whole]))
                 at += whole
                 continue
             take = min(fs - self._fill, n - at)
@@ -177,13 +177,7 @@ class StreamingTranscriber:
             at += take
             if self._fill == fs:
                 self._fill = 0
-                self._step_whole(self._partial)
-
-    def _step_whole(self, audio: torch.Tensor) -> None:
-        """Step whole frames [B, k * frame_size], at most max_frames per codec call."""
-        chunk = self.model.codec_model.max_frames * self.frame_samples
-        for at in range(0, audio.shape[1], chunk):
-            self._record(self._stepper.step(audio[:, at:at + chunk]))
+                self._record(self._stepper.step(self._partial))
 
     def _record(self, tokens: torch.Tensor) -> None:
         """tokens [B] (one step) or [B, n] (the last n steps), in stream order."""
