@@ -28,16 +28,23 @@ class CausalConv1d(nn.Module):
     def new_history(self, batch: int, device, dtype) -> torch.Tensor:
         return torch.zeros(batch, self.in_channels, self.history_len, device=device, dtype=dtype)
 
-    def step(self, x: torch.Tensor, history: torch.Tensor, fresh: torch.Tensor | None) -> torch.Tensor:
-        """x [B, C_in, T] (T a multiple of the stride) -> [B, C_out, T / stride]; updates `history`."""
+    def step(self, x: torch.Tensor, history: torch.Tensor, fresh: torch.Tensor | None,
+             active: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, C_in, T] (T a multiple of the stride) -> [B, C_out, T / stride]; updates `history`.
+
+        `active` [B] bool: only those rows' histories move on (None = all). Selection is by
+        torch.where, never by reading the masks on the host, so the step has fixed shapes and no sync.
+        """
         p = self.history_len
         if p == 0:
             return self._run(x)
-        if self.pad_mode == "replicate" and fresh is not None and bool(fresh.any()):
+        left = history
+        if self.pad_mode == "replicate" and fresh is not None:
             # a stream's first call: its left context is its first sample repeated, not zeros
-            history[fresh] = x[fresh, :, :1].expand(-1, -1, p)
-        inp = torch.cat((history, x), dim=-1)  # [B, C_in, p + T]
-        history.copy_(inp[..., -p:])
+            left = torch.where(fresh[:, None, None], x[:, :, :1].expand(-1, -1, p), history)
+        inp = torch.cat((left, x), dim=-1)  # [B, C_in, p + T]
+        tail = inp[..., -p:]
+        history.copy_(tail if active is None else torch.where(active[:, None, None], tail, history))
         return self._run(inp)
 
     def _run(self, inp: torch.Tensor) -> torch.Tensor:

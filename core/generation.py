@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .kv_cache import stream_mask
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
 
 
@@ -22,7 +23,16 @@ def steps_for(total_samples: int, frame_size: int) -> int:
 
 
 class FrameStepper:
-    """Codec + decoder state for `batch` streams stepped together, one frame at a time."""
+    """Codec + decoder state for `batch` streams, stepped one frame at a time.
+
+    Two ways to move the streams on, both through `_decode` (the schedule above):
+    - `start()` then `step(frames)`: every stream together (a file, or one live stream); the codec
+      takes up to `max_frames` frames per call. `steps` counts these steps.
+    - `step_masked(frame, active)`: one frame, for the streams marked active only. Each stream is at
+      its own place in the schedule (`step_index`); one at step 0 takes its BOS step and hears
+      nothing, so streams can be reset (`reset(streams)`) and started one by one while the others
+      go on. Fixed shapes, no host sync: this is the step core.cuda_graphs captures.
+    """
 
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int):
         cfg = model.config
@@ -35,21 +45,34 @@ class FrameStepper:
         self._bos = torch.tensor([cfg.bos_token_id] + [cfg.audio_bos_token_id] * cfg.num_codebooks, device=device)
         self._num_codebooks = cfg.num_codebooks
         self.last_token = torch.full((batch,), cfg.bos_token_id, dtype=torch.long, device=device)
+        self.step_index = torch.zeros(batch, dtype=torch.long, device=device)  # per stream; 0 = BOS step next
         self.steps = 0
+        self._lockstep = True  # every stream has taken the same steps: start()/step() may be used
 
     @torch.inference_mode()  # the state tensors are inference tensors once stepped
-    def reset(self) -> None:
-        self.codec_state.reset()
-        self.cache.reset()
-        self.last_token.fill_(self.model.config.bos_token_id)
-        self.steps = 0
+    def reset(self, streams: torch.Tensor | None = None) -> None:
+        """Start every stream over, or only `streams` (bool mask [B] or indices); the others go on."""
+        if streams is None:
+            self.codec_state.reset()
+            self.cache.reset()
+            self.last_token.fill_(self.model.config.bos_token_id)
+            self.step_index.zero_()
+            self.steps = 0
+            self._lockstep = True
+            return
+        mask = stream_mask(streams, self.last_token.shape[0], self.last_token.device)
+        self.codec_state.reset(mask)
+        self.cache.reset(mask)
+        self.last_token.masked_fill_(mask, self.model.config.bos_token_id)
+        self.step_index.masked_fill_(mask, 0)
+        self._lockstep = False
 
     @torch.inference_mode()
     def start(self) -> torch.Tensor:
         """Step 0: BOS in, first token out [B]."""
-        assert self.steps == 0, "start() opens a stream; call reset() first"
-        self._ids[:] = self._bos
-        return self._decode()
+        assert self._lockstep and self.steps == 0, "start() opens every stream; call reset() first"
+        self.steps += 1
+        return self._decode(self._bos[1:].expand(self._ids.shape[0], -1), None)
 
     @torch.inference_mode()
     def step(self, frames: torch.Tensor) -> torch.Tensor:
@@ -58,23 +81,42 @@ class FrameStepper:
         The codec encodes up to max_frames frames per call (weights read once for all of them);
         the decoder then steps through their codes in order.
         """
-        assert self.steps > 0, "start() must run before the first frame"
+        assert self._lockstep and self.steps > 0, "start() must run before the first frame"
         frames = frames.to(device=self._ids.device, dtype=torch.float32)
         tokens = []
         for at in range(0, frames.shape[1], self._chunk):
             codes = self.model.codec_model.encode_frames(
                 frames[:, at:at + self._chunk], self.codec_state, self._num_codebooks)  # [B, n, K]
             for i in range(codes.shape[1]):
-                self._ids[:, 0, 0] = self.last_token
-                self._ids[:, 0, 1:] = codes[:, i]
-                tokens.append(self._decode())
+                self.steps += 1
+                tokens.append(self._decode(codes[:, i], None))
         return torch.stack(tokens, dim=1)
 
-    def _decode(self) -> torch.Tensor:
-        logits = self.model.step_logits(self._ids, self.cache)  # [B, V]
-        self.last_token = logits.argmax(dim=-1)
-        self.steps += 1
-        return self.last_token
+    @torch.inference_mode()
+    def step_masked(self, frame: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """One step of the streams where `active` [B] is True: frame [B, frame_size] -> tokens [B].
+
+        An active stream at step 0 takes its BOS step and its frame row is ignored; later steps
+        hear their row. Inactive streams keep all their state, and their token is their last one.
+        """
+        self._lockstep = False
+        hearing = active & (self.step_index > 0)  # [B]
+        codes = self.model.codec_model.encode_frames(frame, self.codec_state, self._num_codebooks, hearing)  # [B, 1, K]
+        return self._decode(codes[:, 0], active)
+
+    def _decode(self, codes: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+        """One decoder step from the audio codes [B, K] just heard; BOS ids for streams at step 0."""
+        at_bos = (self.step_index == 0)[:, None]  # [B, 1]
+        heard = torch.cat((self.last_token[:, None], codes), dim=1)  # [B, 1 + K]
+        self._ids[:, 0] = torch.where(at_bos, self._bos, heard)
+        token = self.model.step_logits(self._ids, self.cache, active).argmax(dim=-1)  # [B]
+        if active is None:
+            self.step_index += 1
+        else:
+            token = torch.where(active, token, self.last_token)
+            self.step_index += active
+        self.last_token.copy_(token)
+        return token
 
 
 @torch.inference_mode()

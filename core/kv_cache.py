@@ -1,12 +1,20 @@
 """A fixed-size ring of keys and values for sliding-window attention over an endless stream.
 
-All streams of a batch step together, so they share one clock: step g writes slot g % capacity in
-every layer. Each slot remembers the global step it holds (-1 = never written); each stream
-remembers the global step where it last started, so one stream can be reset while the others go on,
-and its positions (for RoPE) restart at 0. Query step q sees the key of step k iff the key belongs
-to the query's stream (k >= start), is not in its future (q - k >= 0) and lies in the window
-(q - k < window). Capacity is window + chunk - 1 so that writing a chunk of new keys before
-attending never evicts a key that one of the chunk's queries still needs.
+Each batch row (one stream slot) keeps its own clock, because rows do not always step together:
+a step may leave some rows out (`active`), and each row can be reset alone. Row b writes its next
+step `next_step[b]` into slot `next_step[b] % capacity`; each slot remembers the row-step it holds
+(`slot_step`, -1 = never written), and each row remembers the row-step where its current stream
+started (`stream_start`), so a reset is one assignment and the stream's positions (for RoPE) restart
+at 0. Query step q sees the key of step k iff the key belongs to the query's stream (k >= start), is
+not in its future (q - k >= 0) and lies in the window (q - k < window).
+
+Capacity is window + chunk - 1 so that writing a chunk of new keys before attending never evicts a
+key that one of the chunk's queries still needs: the chunk's first query q needs keys back to
+q - window + 1, and the ring then holds exactly q - window + 1 .. q + chunk - 1.
+
+A row left out of a step still goes through the same kernels (shapes never depend on who is
+active, so the step can be replayed as a CUDA graph), but what it would write is replaced by what
+its slot already holds: its ring, positions and clock come out bit for bit unchanged.
 """
 
 from __future__ import annotations
@@ -23,49 +31,76 @@ class RingKVCache:
         shape = (batch, kv_heads, self.capacity, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
-        self.slot_step = torch.full((self.capacity,), -1, dtype=torch.long, device=device)
+        self.slot_step = torch.full((batch, self.capacity), -1, dtype=torch.long, device=device)
         self.stream_start = torch.zeros(batch, dtype=torch.long, device=device)
-        self.step = 0  # global step of the next write
+        self.next_step = torch.zeros(batch, dtype=torch.long, device=device)  # per row: step of its next write
+        # set by advance() for the layers' writes of that step: which rows really write (None = all)
+        self._writing: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.stream_start.shape[0]
 
     def reset(self, streams: torch.Tensor | None = None) -> None:
-        """Forget everything (streams=None) or only the given streams (bool mask or indices)."""
+        """Forget everything (streams=None) or only the given streams (bool mask [B] or indices)."""
         if streams is None:
             self.slot_step.fill_(-1)
             self.stream_start.zero_()
-            self.step = 0
+            self.next_step.zero_()
             for t in self.keys + self.values:  # not needed for correctness; keeps stale data out of sight
                 t.zero_()
         else:
-            self.stream_start[streams] = self.step
+            # in place and without a host sync: a captured CUDA graph keeps reading these tensors
+            mask = stream_mask(streams, self.batch_size, self.next_step.device)
+            self.stream_start.copy_(torch.where(mask, self.next_step, self.stream_start))
 
-    def advance(self, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Claim slots for `length` new steps.
+    def advance(self, length: int, active: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Claim slots for `length` new steps of every row, or only of the rows where `active` [B] is True.
 
-        Returns slots [S], positions [B, S] (per-stream RoPE positions) and mask [B, 1, S, capacity].
+        Returns slots [B, S] (per row), positions [B, S] (per-stream RoPE positions) and mask
+        [B, 1, S, capacity]. Rows left out attend everywhere (their output is thrown away; a row
+        with nothing to attend to would give NaN) and keep their clock.
         """
         assert 0 < length <= self.max_chunk, "chunk larger than the ring was sized for"
-        device = self.slot_step.device
-        steps = torch.arange(self.step, self.step + length, device=device)  # [S]
+        steps = self.next_step[:, None] + torch.arange(length, device=self.next_step.device)  # [B, S]
         slots = steps % self.capacity
-        self.slot_step[slots] = steps
-        self.step += length
-        positions = steps[None, :] - self.stream_start[:, None]  # [B, S]
-        delta = steps[:, None] - self.slot_step[None, :]  # [S, C]
-        visible = (delta >= 0) & (delta < self.window)
-        mine = self.slot_step[None, :] >= self.stream_start[:, None]  # [B, C]
-        mask = visible[None] & mine[:, None, :]  # [B, S, C]
+        if active is None:
+            self.slot_step.scatter_(1, slots, steps)
+            self.next_step += length
+        else:
+            kept = self.slot_step.gather(1, slots)  # [B, S]
+            self.slot_step.scatter_(1, slots, torch.where(active[:, None], steps, kept))
+            self.next_step += active * length
+        self._writing = active
+        positions = steps - self.stream_start[:, None]  # [B, S]
+        delta = steps[:, :, None] - self.slot_step[:, None, :]  # [B, S, C]
+        mine = (self.slot_step >= self.stream_start[:, None])[:, None, :]  # [B, 1, C]
+        mask = (delta >= 0) & (delta < self.window) & mine  # [B, S, C]
+        if active is not None:
+            mask = mask | ~active[:, None, None]
         return slots, positions, mask[:, None]
 
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """k, v [B, H_kv, S, D] go into `slots`; returns the whole ring of that layer."""
+        """k, v [B, H_kv, S, D] go into each row's `slots` [B, S]; returns the whole ring of that layer."""
         keys, values = self.keys[layer], self.values[layer]
-        keys.index_copy_(2, slots, k.to(keys.dtype))
-        values.index_copy_(2, slots, v.to(values.dtype))
+        index = slots[:, None, :, None].expand(-1, keys.shape[1], -1, keys.shape[3])  # [B, H_kv, S, D]
+        k, v = k.to(keys.dtype), v.to(values.dtype)
+        if self._writing is not None:  # rows left out write back what their slots hold
+            keep = ~self._writing[:, None, None, None]
+            k = torch.where(keep, keys.gather(2, index), k)
+            v = torch.where(keep, values.gather(2, index), v)
+        keys.scatter_(2, index, k)
+        values.scatter_(2, index, v)
         return keys, values
+
+
+def stream_mask(streams: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """Streams given as a bool mask [B] or as indices -> bool mask [B] on `device`."""
+    streams = torch.as_tensor(streams, device=device)
+    if streams.dtype == torch.bool:
+        return streams
+    return torch.zeros(batch, dtype=torch.bool, device=device).index_fill_(0, streams.reshape(-1).long(), True)
 
 
 def sliding_causal_mask(positions: torch.Tensor, window: int) -> torch.Tensor:

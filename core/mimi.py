@@ -16,7 +16,7 @@ from torch import nn
 from .attention import Attention
 from .config import MimiConfig
 from .conv import CausalConv1d
-from .kv_cache import RingKVCache
+from .kv_cache import RingKVCache, stream_mask
 from .layers import GeluMLP, LayerScale, Rotary
 
 
@@ -32,11 +32,11 @@ class ResBlock(nn.Module):
         ])
         self.shortcut = CausalConv1d(dim, dim, 1, pad_mode=cfg.pad_mode) if cfg.use_conv_shortcut else None
 
-    def step(self, x, state: "CodecState"):
+    def step(self, x, state: "CodecState", active=None):
         h = x
         for layer in self.block:
-            h = layer.step(h, state.conv_history[layer.state_index], state.fresh) if isinstance(layer, CausalConv1d) else layer(h)
-        skip = x if self.shortcut is None else self.shortcut.step(x, state.conv_history[self.shortcut.state_index], state.fresh)
+            h = layer.step(h, state.conv_history[layer.state_index], state.fresh, active) if isinstance(layer, CausalConv1d) else layer(h)
+        skip = x if self.shortcut is None else self.shortcut.step(x, state.conv_history[self.shortcut.state_index], state.fresh, active)
         return skip + h
 
 
@@ -52,12 +52,12 @@ class SeanetEncoder(nn.Module):
         layers += [nn.ELU(), CausalConv1d(ch, cfg.hidden_size, cfg.last_kernel_size, pad_mode=cfg.pad_mode)]
         self.layers = nn.ModuleList(layers)
 
-    def step(self, x, state: "CodecState"):
+    def step(self, x, state: "CodecState", active=None):
         for layer in self.layers:
             if isinstance(layer, CausalConv1d):
-                x = layer.step(x, state.conv_history[layer.state_index], state.fresh)
+                x = layer.step(x, state.conv_history[layer.state_index], state.fresh, active)
             elif isinstance(layer, ResBlock):
-                x = layer.step(x, state)
+                x = layer.step(x, state, active)
             else:
                 x = layer(x)
         return x
@@ -86,9 +86,9 @@ class CodecTransformer(nn.Module):
         self.layers = nn.ModuleList([CodecTransformerLayer(cfg) for _ in range(cfg.num_hidden_layers)])
         self.rotary = Rotary(cfg.head_dim, cfg.rope_theta)
 
-    def step(self, x, cache: RingKVCache):
+    def step(self, x, cache: RingKVCache, active=None):
         """x [B, T, D] at 25 Hz -> [B, T, D], attending over the stream's last `sliding_window` steps."""
-        slots, positions, mask = cache.advance(x.shape[1])
+        slots, positions, mask = cache.advance(x.shape[1], active)
         cos, sin = self.rotary.cos_sin(positions, x.dtype)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, cache, i, slots)
@@ -189,11 +189,12 @@ class CodecState:
                 h.zero_()
             self.kv.reset()
             self.fresh.fill_(True)
-        else:
+        else:  # in place and without a host sync: a captured CUDA graph keeps reading these tensors
+            mask = stream_mask(streams, self.fresh.shape[0], self.fresh.device)
             for h in self.conv_history:
-                h[streams] = 0
-            self.kv.reset(streams)
-            self.fresh[streams] = True
+                h.masked_fill_(mask[:, None, None], 0)
+            self.kv.reset(mask)
+            self.fresh.logical_or_(mask)
 
 
 class MimiEncoder(nn.Module):
@@ -229,14 +230,22 @@ class MimiEncoder(nn.Module):
             fresh=torch.ones(batch, dtype=torch.bool, device=p.device),
         )
 
-    def encode_frames(self, audio: torch.Tensor, state: CodecState, num_codebooks: int) -> torch.Tensor:
-        """audio [B, n * frame_size] float32, 1 <= n <= max_frames -> codes [B, n, num_codebooks]."""
+    def encode_frames(self, audio: torch.Tensor, state: CodecState, num_codebooks: int,
+                      active: torch.Tensor | None = None) -> torch.Tensor:
+        """audio [B, n * frame_size] float32, 1 <= n <= max_frames -> codes [B, n, num_codebooks].
+
+        With `active` [B] bool, only those rows hear their audio: the others' state is left as it
+        was and their codes are meaningless (every row still runs, so shapes never change).
+        """
         assert audio.shape[-1] % self.config.frame_size == 0, "the codec takes whole frames"
         assert audio.shape[-1] <= self.max_frames * self.config.frame_size, "too many frames for one call"
-        x = self.encoder.step(audio[:, None, :], state)  # [B, D, 2n] at 25 Hz
-        x = self.encoder_transformer.step(x.transpose(1, 2), state.kv).transpose(1, 2)  # [B, D, 2n]
-        latent = self.downsample.step(x, state.conv_history[self.downsample.state_index], state.fresh)  # [B, D, n]
-        state.fresh.fill_(False)
+        x = self.encoder.step(audio[:, None, :], state, active)  # [B, D, 2n] at 25 Hz
+        x = self.encoder_transformer.step(x.transpose(1, 2), state.kv, active).transpose(1, 2)  # [B, D, 2n]
+        latent = self.downsample.step(x, state.conv_history[self.downsample.state_index], state.fresh, active)  # [B, D, n]
+        if active is None:
+            state.fresh.fill_(False)
+        else:
+            state.fresh.logical_and_(~active)
         return self.quantizer.encode(latent, num_codebooks)
 
     def encode(self, audio: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:

@@ -108,9 +108,12 @@ class KyutaiSpeechToTextModel(nn.Module):
                            head_dim=self.config.head_dim, window=self.config.sliding_window, max_chunk=max_chunk,
                            dtype=self.embed_tokens.embed_tokens.weight.dtype, device=p.device)
 
-    def step(self, input_ids: torch.Tensor, cache: RingKVCache) -> torch.Tensor:
-        """The streaming step: input_ids [B, 1, 1 + K] -> normed hidden state [B, 1, H]."""
-        hidden, _ = self._chunk(self.embed_tokens(input_ids), None, None, cache, want_attn=False)
+    def step(self, input_ids: torch.Tensor, cache: RingKVCache, active: torch.Tensor | None = None) -> torch.Tensor:
+        """The streaming step: input_ids [B, 1, 1 + K] -> normed hidden state [B, 1, H].
+
+        `active` [B] bool: only those rows step (the others' cache is left as it was).
+        """
+        hidden, _ = self._chunk(self.embed_tokens(input_ids), None, None, cache, want_attn=False, active=active)
         return hidden[-1]
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
@@ -144,11 +147,11 @@ class KyutaiSpeechToTextModel(nn.Module):
         return BaseModelOutputWithPast(hidden[-1], cache if use_cache else None,
                                        hidden if output_hidden_states else None, attentions)
 
-    def _chunk(self, x, positions, attention_mask, cache, want_attn):
+    def _chunk(self, x, positions, attention_mask, cache, want_attn, active=None):
         """Run every layer over one chunk [B, n, H]; returns (hidden states per layer, attentions)."""
         slots = None
         if cache is not None:
-            slots, ring_positions, mask = cache.advance(x.shape[1])
+            slots, ring_positions, mask = cache.advance(x.shape[1], active)
             positions = ring_positions if positions is None else positions
         else:
             mask = sliding_causal_mask(positions, self.config.sliding_window)
@@ -191,9 +194,10 @@ class KyutaiSpeechToTextForConditionalGeneration(nn.Module):
 
         return load_model(cls, source, device_map=device_map, dtype=dtype if dtype is not None else torch_dtype, **kwargs)
 
-    def step_logits(self, input_ids: torch.Tensor, cache: RingKVCache) -> torch.Tensor:
-        """One streaming decoder step: [B, 1, 1 + K] -> text logits [B, V] (float32)."""
-        return self.lm_head(self.model.step(input_ids, cache))[:, -1].float()
+    def step_logits(self, input_ids: torch.Tensor, cache: RingKVCache,
+                    active: torch.Tensor | None = None) -> torch.Tensor:
+        """One streaming decoder step: [B, 1, 1 + K] -> text logits [B, V] (float32); see `model.step`."""
+        return self.lm_head(self.model.step(input_ids, cache, active))[:, -1].float()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
