@@ -1,7 +1,8 @@
 """Surtitle's engine: Kyutai speech-to-text in plain PyTorch (no Qt, no audio devices here).
 
 The documented transformers-style API (`KyutaiSpeechToText*`) plus true streaming
-(`StreamingTranscriber`: push audio, get final words with timestamps).
+(`StreamingTranscriber`: push audio, get final words with timestamps), and `StreamPool` for many
+independent live streams stepped as one batch.
 
 Names are imported on first use, so that torch-free parts (`core.words`, `core.errors`,
 `core.config`) can be used by the app's audio and export code without loading torch.
@@ -17,12 +18,15 @@ _EXPORTS = {
     "AudioError": "errors",
     "CheckpointError": "errors",
     "ConfigError": "errors",
+    "StreamError": "errors",
     "BatchFeature": "feature_extraction",
     "KyutaiSpeechToTextFeatureExtractor": "feature_extraction",
     "KyutaiSpeechToTextModel": "modeling",
     "KyutaiSpeechToTextForConditionalGeneration": "modeling",
     "KyutaiSpeechToTextProcessor": "processing",
     "StreamingTranscriber": "streaming",
+    "StreamPool": "stream_pool",
+    "SlotUpdate": "stream_pool",
     "TextTokenizer": "tokenizer",
     "Word": "words",
 }

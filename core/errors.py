@@ -19,3 +19,7 @@ class CheckpointError(SurtitleError):
 
 class AudioError(SurtitleError, ValueError):
     """Audio given to the engine is unusable (wrong rate, shape, NaN, empty...)."""
+
+
+class StreamError(SurtitleError, RuntimeError):
+    """A stream was driven out of order (a slot that is not open, no free slot left...)."""

@@ -35,8 +35,13 @@ class ResBlock(nn.Module):
     def step(self, x, state: "CodecState", active=None):
         h = x
         for layer in self.block:
-            h = layer.step(h, state.conv_history[layer.state_index], state.fresh, active) if isinstance(layer, CausalConv1d) else layer(h)
-        skip = x if self.shortcut is None else self.shortcut.step(x, state.conv_history[self.shortcut.state_index], state.fresh, active)
+            if isinstance(layer, CausalConv1d):
+                h = layer.step(h, state.conv_history[layer.state_index], state.fresh, active)
+            else:
+                h = layer(h)
+        skip = x
+        if self.shortcut is not None:
+            skip = self.shortcut.step(x, state.conv_history[self.shortcut.state_index], state.fresh, active)
         return skip + h
 
 
@@ -241,7 +246,8 @@ class MimiEncoder(nn.Module):
         assert audio.shape[-1] <= self.max_frames * self.config.frame_size, "too many frames for one call"
         x = self.encoder.step(audio[:, None, :], state, active)  # [B, D, 2n] at 25 Hz
         x = self.encoder_transformer.step(x.transpose(1, 2), state.kv, active).transpose(1, 2)  # [B, D, 2n]
-        latent = self.downsample.step(x, state.conv_history[self.downsample.state_index], state.fresh, active)  # [B, D, n]
+        history = state.conv_history[self.downsample.state_index]
+        latent = self.downsample.step(x, history, state.fresh, active)  # [B, D, n]
         if active is None:
             state.fresh.fill_(False)
         else:
