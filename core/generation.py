@@ -5,8 +5,8 @@ of L samples gets N = L // frame_size steps. Step 0 feeds the BOS text id with t
 every codebook; step t >= 1 feeds the text token of step t - 1 with the codes of frame t - 1.
 So frames 0 .. N-2 are heard and the last whole frame never is. Output: BOS, then one token per step.
 
-`FrameStepper` runs that step for a batch of streams; `generate` (offline, the documented API) and
-`StreamingTranscriber` (live) both drive it.
+`FrameStepper` runs that step for a batch of streams; `generate` (offline, the documented API),
+`StreamingTranscriber` (live) and `StreamPool` (many live streams, each at its own step) drive it.
 """
 
 from __future__ import annotations

@@ -81,22 +81,6 @@ class _PendingAudio:
                 self._head = 0
         self.size -= len(out)
 
-    def keep_first(self, n: int) -> None:
-        """Drop all but the oldest n samples."""
-        excess = self.size - n
-        while excess > 0:
-            last = self._chunks[-1]
-            usable = len(last) - (self._head if len(self._chunks) == 1 else 0)
-            cut = min(usable, excess)
-            if cut == usable:
-                self._chunks.pop()
-                if not self._chunks:
-                    self._head = 0
-            else:
-                self._chunks[-1] = last[:len(last) - cut]
-            self.size -= cut
-            excess -= cut
-
 
 @dataclass
 class _Slot:
@@ -194,9 +178,10 @@ class StreamPool:
         state.last_step = steps_for(state.fed + self._suffix, fs)
         heard = max(state.steps - 1, 0)  # frames stepped so far
         wanted = (state.last_step - 1 - heard) * fs  # the rest of the schedule, partial frame included
-        if wanted > state.audio.size:
-            state.audio.append(np.zeros(wanted - state.audio.size, dtype=np.float32))
-        state.audio.keep_first(wanted)
+        # the tail is at least 1 s (feature_extraction.silence_padding), so the schedule always
+        # reaches past what is buffered: the buffer only ever grows by silence here
+        assert wanted >= state.audio.size, "silence tail shorter than a frame"
+        state.audio.append(np.zeros(wanted - state.audio.size, dtype=np.float32))
         state.phase = _Phase.DRAINING
 
     def close(self, slot: int) -> None:
