@@ -18,27 +18,40 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
         self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
         self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False)
+        self.qkv_proj: nn.Module | None = None  # q, k and v in one matmul, once stack_qkv() is called
+
+    def stack_qkv(self, stacked: nn.Module) -> None:
+        """Use `stacked` (q, k, v weights one above the other) in place of the three projections."""
+        del self.q_proj, self.k_proj, self.v_proj
+        self.qkv_proj = stacked
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
                 cache: RingKVCache | None = None, layer: int = 0, slots: torch.Tensor | None = None,
                 return_weights: bool = False):
         b, s, _ = x.shape
-        q = self.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
-        k = self.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, S, D]
-        v = self.v_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        if self.qkv_proj is None:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        else:
+            kv = self.kv_heads * self.head_dim
+            q, k, v = self.qkv_proj(x).split((self.heads * self.head_dim, kv, kv), dim=-1)
+        q = q.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
+        k = k.reshape(b, s, self.kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, S, D]
+        v = v.reshape(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         if self.heads == self.kv_heads:  # one rotation for both: fewer small ops per step
             q, k = rotate(torch.cat((q, k), dim=1), cos, sin).split(self.heads, dim=1)
         else:
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if cache is not None:
             k, v = cache.write(layer, slots, k, v)  # the layer's whole ring: [B, Hkv, C, D]
+        dtype = q.dtype
+        q = q.to(k.dtype)  # a ring stored narrower than the activations (int8 mode) sets the kernel's type
         if return_weights:
             out, weights = self._eager(q, k, v, mask)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                  enable_gqa=self.kv_heads != self.heads)
             weights = None
-        out = out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)  # [B, S, H*D]
+        out = out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim).to(dtype)  # [B, S, H*D]
         return self.o_proj(out), weights
 
     def _eager(self, q, k, v, mask):

@@ -134,7 +134,7 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
 
 def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
                quantize: str | None = None, progress: Callable[[int, int], None] | None = None, **hub_kwargs):
-    from .quantize import quantizable, resolve_mode, swap_in_int8
+    from .quantize import finish_int8, quantizable, resolve_mode, swap_in_int8
 
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
@@ -159,6 +159,8 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
     model.codec_model.quantizer.refresh()
+    if int8_modules:
+        finish_int8(model)
     model.name_or_path = str(source)
     model.quantization = quantize
     return model.eval()

@@ -101,12 +101,16 @@ class KyutaiSpeechToTextModel(nn.Module):
         self.layers = nn.ModuleList([DecoderLayer(config) for _ in range(config.num_hidden_layers)])
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary = Rotary(config.head_dim, config.rope_theta)
+        # keys and values may be stored narrower than the activations (int8 mode keeps them in
+        # bfloat16): attention over the whole ring reads them every step, so bytes are time
+        self.kv_dtype: torch.dtype | None = None
 
     def new_cache(self, batch: int, max_chunk: int = 1) -> RingKVCache:
         p = self.norm.weight
+        dtype = self.kv_dtype or self.embed_tokens.embed_tokens.weight.dtype
         return RingKVCache(layers=self.config.num_hidden_layers, batch=batch, kv_heads=self.config.num_key_value_heads,
                            head_dim=self.config.head_dim, window=self.config.sliding_window, max_chunk=max_chunk,
-                           dtype=self.embed_tokens.embed_tokens.weight.dtype, device=p.device)
+                           dtype=dtype, device=p.device)
 
     def step(self, input_ids: torch.Tensor, cache: RingKVCache, active: torch.Tensor | None = None) -> torch.Tensor:
         """The streaming step: input_ids [B, 1, 1 + K] -> normed hidden state [B, 1, H].

@@ -35,6 +35,25 @@ class Int8Linear(nn.Module):
             qweight = torch.quantize_per_channel(w, scales.double(), zeros, axis=0, dtype=torch.qint8)
             self._packed = torch.ops.quantized.linear_prepack(qweight, None)
 
+    @classmethod
+    def stacked(cls, parts: list["Int8Linear"]) -> "Int8Linear":
+        """One Int8Linear whose output is the parts' outputs side by side (e.g. q, k, v).
+
+        Rows keep their own int8 values and scales, and the activation is quantized once for all
+        of them, so each part's slice of the output is what the part gives alone; one call reads the
+        weights in one pass and spares the per-call overhead twice.
+        """
+        assert len({p.in_features for p in parts}) == 1, "stacked parts must share their input"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            weights = [torch.ops.quantized.linear_unpack(p._packed)[0] for p in parts]
+            ints = torch.cat([w.int_repr() for w in weights])
+            scales = torch.cat([w.q_per_channel_scales() for w in weights])
+            qweight = torch._make_per_channel_quantized_tensor(ints, scales, torch.zeros_like(scales, dtype=torch.long), 0)
+            fused = cls(parts[0].in_features, ints.shape[0])
+            fused._packed = torch.ops.quantized.linear_prepack(qweight, None)
+        return fused
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float(), self._packed, True)
@@ -81,6 +100,30 @@ def swap_in_int8(model: nn.Module) -> None:
         setattr(parent, attr, Int8Linear(old.in_features, old.out_features))
 
 
+def finish_int8(model: nn.Module) -> None:
+    """After the int8 weights are in: stack each attention's q/k/v, and narrow the decoder's ring.
+
+    Attention reads the whole key/value ring every step, so on a CPU with native bfloat16 the ring
+    is kept in bfloat16 (half the bytes; the rest of the step stays float32).
+    """
+    from .attention import Attention
+
+    for name, module in model.named_modules():
+        if isinstance(module, Attention) and isinstance(module.q_proj, Int8Linear):
+            module.stack_qkv(Int8Linear.stacked([module.q_proj, module.k_proj, module.v_proj]))
+    if native_bfloat16():
+        model.model.kv_dtype = torch.bfloat16
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # an older or non-x86 build: stay with float32
+        return False
+
+
 def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu") -> nn.Module:
     """`base` (float32, CPU) in another mode, for benchmarks and comparisons.
 
@@ -111,5 +154,7 @@ def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu"
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)
     model.codec_model.quantizer.refresh()
+    if int8:
+        finish_int8(model)
     model.quantization = "int8" if int8 else None
     return model.eval()
