@@ -96,6 +96,8 @@ class _Slot:
 
 
 class StreamPool:
+    """`size` independent live streams over one model, stepped as one batch (see the module docstring)."""
+
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, tokenizer: TextTokenizer,
                  feature_extractor: KyutaiSpeechToTextFeatureExtractor, slots: int, *,
                  cuda_graphs: bool | None = None, keep_tokens: bool = True):
