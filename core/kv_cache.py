@@ -34,6 +34,7 @@ class RingKVCache:
         self.slot_step = torch.full((batch, self.capacity), -1, dtype=torch.long, device=device)
         self.stream_start = torch.zeros(batch, dtype=torch.long, device=device)
         self.next_step = torch.zeros(batch, dtype=torch.long, device=device)  # per row: step of its next write
+        self._rows = torch.arange(batch, device=device)
         # set by advance() for the layers' writes of that step: which rows really write (None = all)
         self._writing: torch.Tensor | None = None
 
@@ -84,14 +85,16 @@ class RingKVCache:
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         """k, v [B, H_kv, S, D] go into each row's `slots` [B, S]; returns the whole ring of that layer."""
         keys, values = self.keys[layer], self.values[layer]
-        index = slots[:, None, :, None].expand(-1, keys.shape[1], -1, keys.shape[3])  # [B, H_kv, S, D]
-        k, v = k.to(keys.dtype), v.to(values.dtype)
+        rows = self._rows[:, None]  # [B, 1]: with slots [B, S], indexes ring[b, :, slots[b, s], :]
+        k = k.to(keys.dtype).transpose(1, 2)  # [B, S, H_kv, D], the layout that indexing yields
+        v = v.to(values.dtype).transpose(1, 2)
         if self._writing is not None:  # rows left out write back what their slots hold
             keep = ~self._writing[:, None, None, None]
-            k = torch.where(keep, keys.gather(2, index), k)
-            v = torch.where(keep, values.gather(2, index), v)
-        keys.scatter_(2, index, k)
-        values.scatter_(2, index, v)
+            k = torch.where(keep, keys[rows, :, slots], k)
+            v = torch.where(keep, values[rows, :, slots], v)
+        # index_put_ writes only the new entries (scatter_ on the CPU copied the whole ring each time)
+        keys[rows, :, slots] = k
+        values[rows, :, slots] = v
         return keys, values
 
 
