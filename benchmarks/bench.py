@@ -5,7 +5,9 @@
 Streams N seconds through `StreamingTranscriber` in 80 ms pushes (as a live microphone would) and
 prints, per mode and batch size: ms per 80 ms frame (codec and decoder apart), the real-time factor
 (frame time / 80 ms; below 1 keeps up), how step time at the end compares with the start, and
-peak memory. With `--transformers` (and transformers installed) the same weights run through
+peak memory. `--pool` serves the batch as a StreamPool instead (many independent live streams, one
+masked step per 80 ms, replayed as a CUDA graph on a GPU): the largest batch whose step stays under
+80 ms is how many live streams one process serves. With `--transformers` (and transformers installed) the same weights run through
 transformers' `generate` in the same process and their ids are checked against ours.
 """
 
@@ -100,6 +102,50 @@ def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 
     }
 
 
+def time_pool(model, shape: str, seconds: float, slots: int, warmup_s: float = 1.0) -> dict:
+    """Serving: `slots` streams in a StreamPool, each given 80 ms per step; times one batched step.
+
+    The pool's step is the masked single-frame step (a CUDA graph on a GPU), so this is the figure
+    for "how many live streams can one process serve": real time while ms_per_step stays under 80.
+    """
+    from core.stream_pool import StreamPool
+
+    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
+                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    pool = StreamPool(model, stand_in_tokenizer(model.config.vocab_size - 1), fe, slots, keep_tokens=False)
+    for _ in range(slots):
+        pool.open()
+    audio = test_audio(seconds + warmup_s, slots)
+    frame, device = model.config.frame_size, model.device
+    step_s = []
+    for at in range(0, audio.shape[1] - frame + 1, frame):
+        for slot in range(slots):
+            pool.push(slot, audio[slot, at:at + frame])
+        t0 = time.perf_counter()
+        while pool.has_work():  # the BOS step, then the silence prefix, then this frame
+            pool.step()
+        sync(device)
+        if at >= warmup_s * 24000:
+            step_s.append(time.perf_counter() - t0)
+    ms = np.array(step_s) * 1000
+    return {
+        "engine": "pool",
+        "block_s": FRAME_MS / 1000,
+        "frames": len(ms),
+        "ms_per_frame": float(np.mean(ms)),
+        "ms_per_frame_median": float(np.median(ms)),
+        "ms_per_frame_p90": float(np.percentile(ms, 90)),
+        "codec_ms": float("nan"),
+        "decoder_ms": float("nan"),
+        "rtf": float(np.mean(ms) / FRAME_MS),
+        "first_tenth_ms": float(np.mean(ms[:max(1, len(ms) // 10)])),
+        "last_tenth_ms": float(np.mean(ms[-max(1, len(ms) // 10):])),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+        "cuda_graph": pool.uses_cuda_graph,
+    }
+
+
 def transformers_model(ours):
     """transformers' model of the same shape, holding the same weights (float32, CPU)."""
     from transformers import KyutaiSpeechToTextConfig, KyutaiSpeechToTextForConditionalGeneration
@@ -171,6 +217,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", default="1", help="comma-separated batch sizes (streams stepped together)")
     ap.add_argument("--block", type=float, default=0.08,
                     help="seconds pushed at a time: 0.08 = live, frame by frame; 5 = how files are transcribed")
+    ap.add_argument("--pool", action="store_true",
+                    help="serve the batch as a StreamPool (masked step, CUDA graphs on a GPU) instead of lockstep streams")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the engine's choice)")
     ap.add_argument("--transformers", action="store_true", help="also run transformers on the same weights")
@@ -198,7 +246,9 @@ def main(argv=None) -> int:
         model = prepare_model(base, mode, device)
         drift = logit_drift(base, model, args.shape) if mode != "float32" or device.type != "cpu" else None
         for batch in [int(b) for b in args.batch.split(",")]:
-            run = {"mode": mode, "batch": batch, **time_stream(model, args.shape, args.seconds, batch, args.block)}
+            timed = (time_pool(model, args.shape, args.seconds, batch) if args.pool
+                     else time_stream(model, args.shape, args.seconds, batch, args.block))
+            run = {"mode": mode, "batch": batch, **timed}
             run["drift"] = drift
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
@@ -210,6 +260,10 @@ def main(argv=None) -> int:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
     return 0
+
+
+def _ms(value: float) -> str:
+    return "-" if value != value else f"{value:.1f}"  # NaN: not measured apart (the pool times whole steps)
 
 
 def print_table(results: dict) -> None:
@@ -227,8 +281,9 @@ def print_table(results: dict) -> None:
     for r in results["runs"]:
         agree = f"{r['drift']['top1_agreement']:.3f}" if r["drift"] else "-"
         speedup = f"{ref / (r['ms_per_frame'] / r['batch']):.1f}x" if ref else "-"
-        print(f"{'surtitle ' + r['mode']:<24}{r['batch']:>6}{r['ms_per_frame']:>9.1f}{r['codec_ms']:>8.1f}"
-              f"{r['decoder_ms']:>9.1f}{r['rtf']:>7.2f}{r['first_tenth_ms']:>7.1f}→{r['last_tenth_ms']:<6.1f}"
+        label = ("pool " if r.get("engine") == "pool" else "surtitle ") + r["mode"]
+        print(f"{label:<24}{r['batch']:>6}{r['ms_per_frame']:>9.1f}{_ms(r['codec_ms']):>8}"
+              f"{_ms(r['decoder_ms']):>9}{r['rtf']:>7.2f}{r['first_tenth_ms']:>7.1f}→{r['last_tenth_ms']:<6.1f}"
               f"{r['peak_rss_mb']:>9.0f}{agree:>8}{speedup:>8}")
     if hf:
         print(f"float32 ids identical to transformers over {hf['ids_compared']} steps: {hf['float32_ids_identical']}")
