@@ -134,7 +134,7 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
 
 def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
                quantize: str | None = None, progress: Callable[[int, int], None] | None = None, **hub_kwargs):
-    from .quantize import finish_int8, quantizable, resolve_mode, swap_in_int8
+    from .quantize import resolve_mode, swap_in_int8
 
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
@@ -147,20 +147,17 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
     with torch.device("meta"):
         model = cls(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    int8_modules = set(quantizable(model)) if quantize == "int8" else set()
-    swap_in_int8(model) if int8_modules else None
+    int8_setters = swap_in_int8(model) if quantize == "int8" else {}
     state = {}
     for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):
         owner = name.rpartition(".")[0]
-        if owner in int8_modules:
-            model.get_submodule(owner).set_weight(tensor)  # quantized as it arrives: float32 never piles up
+        if owner in int8_setters:
+            int8_setters[owner](tensor)  # quantized as it arrives: float32 never piles up
         else:
             state[name] = tensor
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
     model.codec_model.quantizer.refresh()
-    if int8_modules:
-        finish_int8(model)
     model.name_or_path = str(source)
     model.quantization = quantize
     return model.eval()

@@ -9,6 +9,8 @@ step time follows the bytes read: int8 moves a quarter of float32's. The codec a
 from __future__ import annotations
 
 import warnings
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
@@ -19,40 +21,38 @@ MODES = ("float32", "bfloat16", "float16", "int8")
 
 
 class Int8Linear(nn.Module):
-    """A bias-free linear with per-output-channel int8 weights (CPU, fbgemm)."""
+    """A bias-free linear with per-output-channel int8 weights (CPU, fbgemm).
 
-    def __init__(self, in_features: int, out_features: int):
+    It may stack several linears that share their input (`parts`: their output sizes, e.g. q, k,
+    v): each part's rows keep their own int8 values and scales and the activation is quantized once
+    for all, so each slice of the output is what that part gives alone, while one call reads all
+    the weights in one pass. Parts arrive one at a time (`set_weight(w, part)`) and are packed when
+    the last one is in, so loading never holds more than one layer's rows in float32.
+    """
+
+    def __init__(self, in_features: int, out_features: int, parts: tuple[int, ...] | None = None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        self.parts = parts or (out_features,)
+        assert sum(self.parts) == out_features, "parts must add up to the output size"
+        self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # part -> (int8 rows, scales)
         self._packed = None
 
-    def set_weight(self, weight: torch.Tensor) -> None:
+    def set_weight(self, weight: torch.Tensor, part: int = 0) -> None:
         w = weight.detach().float().cpu()
-        scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        assert w.shape == (self.parts[part], self.in_features), "weight does not fit this part"
+        scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
         zeros = torch.zeros(w.shape[0], dtype=torch.long)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels stay
-            qweight = torch.quantize_per_channel(w, scales.double(), zeros, axis=0, dtype=torch.qint8)
-            self._packed = torch.ops.quantized.linear_prepack(qweight, None)
-
-    @classmethod
-    def stacked(cls, parts: list["Int8Linear"]) -> "Int8Linear":
-        """One Int8Linear whose output is the parts' outputs side by side (e.g. q, k, v).
-
-        Rows keep their own int8 values and scales, and the activation is quantized once for all
-        of them, so each part's slice of the output is what the part gives alone; one call reads the
-        weights in one pass and spares the per-call overhead twice.
-        """
-        assert len({p.in_features for p in parts}) == 1, "stacked parts must share their input"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            weights = [torch.ops.quantized.linear_unpack(p._packed)[0] for p in parts]
-            ints = torch.cat([w.int_repr() for w in weights])
-            scales = torch.cat([w.q_per_channel_scales() for w in weights])
-            qweight = torch._make_per_channel_quantized_tensor(ints, scales, torch.zeros_like(scales, dtype=torch.long), 0)
-            fused = cls(parts[0].in_features, ints.shape[0])
-            fused._packed = torch.ops.quantized.linear_prepack(qweight, None)
-        return fused
+            rows = torch.quantize_per_channel(w, scales, zeros, axis=0, dtype=torch.qint8).int_repr()
+            self._pending[part] = (rows, scales)
+            if len(self._pending) == len(self.parts):
+                ints = torch.cat([self._pending[i][0] for i in range(len(self.parts))])
+                scales = torch.cat([self._pending[i][1] for i in range(len(self.parts))])
+                self._pending.clear()
+                qweight = torch._make_per_channel_quantized_tensor(ints, scales, torch.zeros(len(scales), dtype=torch.long), 0)
+                self._packed = torch.ops.quantized.linear_prepack(qweight, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -60,7 +60,8 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
+        stacked = f", {len(self.parts)} stacked" if len(self.parts) > 1 else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel{stacked}"
 
 
 def resolve_mode(mode: str | None, device: torch.device) -> str | None:
@@ -91,28 +92,38 @@ def quantizable(model: nn.Module) -> list[str]:
             if isinstance(m, nn.Linear) and not name.startswith("codec_model.")]
 
 
-def swap_in_int8(model: nn.Module) -> None:
-    """Replace the decoder linears by empty Int8Linear modules (weights come with set_weight)."""
-    for name in quantizable(model):
+WeightSetter = Callable[[torch.Tensor], None]
+
+
+def swap_in_int8(model: nn.Module) -> dict[str, WeightSetter]:
+    """Replace the decoder linears by empty Int8Linear modules, each attention's q/k/v by one stacked.
+
+    Returns, for every replaced linear's name (as the checkpoint names it), where its weight goes.
+    """
+    from .attention import Attention
+
+    setters: dict[str, WeightSetter] = {}
+    names = set(quantizable(model))
+    for name, attn in list(model.named_modules()):
+        projections = [f"{name}.{p}" for p in ("q_proj", "k_proj", "v_proj")]
+        if isinstance(attn, Attention) and set(projections) <= names:
+            sizes = tuple(getattr(attn, p).out_features for p in ("q_proj", "k_proj", "v_proj"))
+            stacked = Int8Linear(attn.q_proj.in_features, sum(sizes), parts=sizes)
+            attn.stack_qkv(stacked)
+            for part, full in enumerate(projections):
+                setters[full] = partial(stacked.set_weight, part=part)
+                names.discard(full)
+    for name in names:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         old = getattr(parent, attr)
         setattr(parent, attr, Int8Linear(old.in_features, old.out_features))
-
-
-def finish_int8(model: nn.Module) -> None:
-    """After the int8 weights are in: stack each attention's q/k/v, and narrow the decoder's ring.
-
-    Attention reads the whole key/value ring every step, so on a CPU with native bfloat16 the ring
-    is kept in bfloat16 (half the bytes; the rest of the step stays float32).
-    """
-    from .attention import Attention
-
-    for name, module in model.named_modules():
-        if isinstance(module, Attention) and isinstance(module.q_proj, Int8Linear):
-            module.stack_qkv(Int8Linear.stacked([module.q_proj, module.k_proj, module.v_proj]))
+        setters[name] = getattr(parent, attr).set_weight
     if native_bfloat16():
+        # attention reads the whole key/value ring every step: on a CPU with native bfloat16 the
+        # ring is kept in bfloat16 (half the bytes; the rest of the step stays float32)
         model.model.kv_dtype = torch.bfloat16
+    return setters
 
 
 def native_bfloat16() -> bool:
@@ -137,24 +148,22 @@ def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu"
         raise ConfigError(f"unknown mode {mode!r}; use one of float32, bfloat16, float16, int8")
     with torch.device("meta"):
         model = type(base)(base.config)
-    int8 = set(quantizable(model)) if mode == "int8" else set()
-    if int8:
+    int8 = {}
+    if mode == "int8":
         check_mode("int8", device)
-        swap_in_int8(model)
+        int8 = swap_in_int8(model)
     dtype = {"int8": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
              "float16": torch.float16}[mode]
     state = {}
     for name, tensor in base.state_dict().items():
         owner = name.rpartition(".")[0]
         if owner in int8:
-            model.get_submodule(owner).set_weight(tensor)
+            int8[owner](tensor)
         else:
             target = torch.float32 if name.startswith("codec_model.") else dtype
             state[name] = tensor.to(device=device, dtype=target)
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)
     model.codec_model.quantizer.refresh()
-    if int8:
-        finish_int8(model)
     model.quantization = "int8" if int8 else None
     return model.eval()

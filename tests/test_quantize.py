@@ -17,12 +17,23 @@ def _int8(weight: torch.Tensor) -> Int8Linear:
 
 def test_stacked_int8_linear_gives_each_part_its_own_output():
     torch.manual_seed(0)
-    parts = [_int8(torch.randn(n, 64)) for n in (48, 16, 16)]
-    stacked = Int8Linear.stacked(parts)
+    weights = [torch.randn(n, 64) for n in (48, 16, 16)]
+    stacked = Int8Linear(64, 80, parts=(48, 16, 16))
+    for part in (2, 0, 1):  # in any order, as a checkpoint may list them
+        assert stacked._packed is None
+        stacked.set_weight(weights[part], part=part)
     x = torch.randn(3, 5, 64)
-    alone = torch.cat([p(x) for p in parts], dim=-1)
-    assert stacked.out_features == 80
+    alone = torch.cat([_int8(w)(x) for w in weights], dim=-1)
     assert torch.equal(stacked(x), alone)
+
+
+def test_int8_weights_are_per_channel():
+    torch.manual_seed(1)
+    weight = torch.randn(32, 64) * torch.logspace(-3, 1, 32)[:, None]  # rows of very different sizes
+    x = torch.randn(4, 64)
+    exact, approx = x @ weight.T, _int8(weight)(x)
+    # per-channel scales keep every row's error relative to that row, small rows included
+    assert ((approx - exact).abs().amax(0) / exact.abs().amax(0)).max() < 0.05
 
 
 def test_int8_model_stacks_qkv_and_narrows_the_ring(tiny_checkpoint):
