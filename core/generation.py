@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .cuda_graphs import GraphedStep, graphs_wanted
 from .kv_cache import stream_mask
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
 
@@ -27,14 +28,16 @@ class FrameStepper:
 
     Two ways to move the streams on, both through `_decode` (the schedule above):
     - `start()` then `step(frames)`: every stream together (a file, or one live stream); the codec
-      takes up to `max_frames` frames per call. `steps` counts these steps.
+      takes up to `max_frames` frames per call (on a GPU: one replay of the captured masked step
+      per frame instead, see `per_frame`). `steps` counts these steps.
     - `step_masked(frame, active)`: one frame, for the streams marked active only. Each stream is at
       its own place in the schedule (`step_index`); one at step 0 takes its BOS step and hears
       nothing, so streams can be reset (`reset(streams)`) and started one by one while the others
       go on. Fixed shapes, no host sync: this is the step core.cuda_graphs captures.
     """
 
-    def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int):
+    def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int,
+                 per_frame: bool | None = None):
         cfg = model.config
         self.model = model
         self._chunk = cfg.frame_size * model.codec_model.max_frames  # samples per codec call
@@ -48,6 +51,13 @@ class FrameStepper:
         self.step_index = torch.zeros(batch, dtype=torch.long, device=device)  # per stream; 0 = BOS step next
         self.steps = 0
         self._lockstep = True  # every stream has taken the same steps: start()/step() may be used
+        # On a GPU the step is a few hundred small kernels, so launches cost more than the work: there
+        # start()/step() replay the captured masked step once per frame, every stream active. On a CPU
+        # the codec instead takes up to max_frames frames per call (its weights read once for all).
+        if per_frame is None:
+            per_frame = graphs_wanted(device)
+        self._per_frame = GraphedStep(self._masked, device) if per_frame else None
+        self._everyone = torch.ones(batch, dtype=torch.bool, device=device)
 
     @torch.inference_mode()  # the state tensors are inference tensors once stepped
     def reset(self, streams: torch.Tensor | None = None) -> None:
@@ -72,6 +82,9 @@ class FrameStepper:
         """Step 0: BOS in, first token out [B]."""
         assert self._lockstep and self.steps == 0, "start() opens every stream; call reset() first"
         self.steps += 1
+        if self._per_frame is not None:  # step 0 is the BOS step whatever the frame holds
+            silence = torch.zeros(self._ids.shape[0], self.model.config.frame_size, device=self._ids.device)
+            return self._per_frame(silence, self._everyone).clone()  # a graph's output is overwritten
         return self._decode(self._bos[1:].expand(self._ids.shape[0], -1), None)
 
     @torch.inference_mode()
@@ -84,6 +97,12 @@ class FrameStepper:
         assert self._lockstep and self.steps > 0, "start() must run before the first frame"
         frames = frames.to(device=self._ids.device, dtype=torch.float32)
         tokens = []
+        if self._per_frame is not None:
+            fs = self.model.config.frame_size
+            for at in range(0, frames.shape[1], fs):
+                self.steps += 1
+                tokens.append(self._per_frame(frames[:, at:at + fs], self._everyone).clone())
+            return torch.stack(tokens, dim=1)
         for at in range(0, frames.shape[1], self._chunk):
             codes = self.model.codec_model.encode_frames(
                 frames[:, at:at + self._chunk], self.codec_state, self._num_codebooks)  # [B, n, K]
@@ -100,6 +119,10 @@ class FrameStepper:
         hear their row. Inactive streams keep all their state, and their token is their last one.
         """
         self._lockstep = False
+        return self._masked(frame, active)
+
+    def _masked(self, frame: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """step_masked's work: fixed shapes, no host sync, state changed in place only (capturable)."""
         hearing = active & (self.step_index > 0)  # [B]
         codes = self.model.codec_model.encode_frames(frame, self.codec_state, self._num_codebooks, hearing)  # [B, 1, K]
         return self._decode(codes[:, 0], active)

@@ -80,6 +80,19 @@ def test_masked_steps_give_generate_tokens(parts, variant):
     assert torch.equal(torch.stack(got, dim=1), expected[:, 1:])
 
 
+def test_per_frame_lockstep_gives_generate_tokens(parts):
+    """The GPU way of start()/step(): one masked step per frame (eager here), same tokens as the CPU way."""
+    model, _, _, processor = parts("gqa")
+    inputs = processor([noise(2.3, seed=5), noise(2.3, seed=6)])
+    expected = model.generate(**inputs)  # [2, 1 + N], CPU way: codec over many frames per call
+    audio = inputs["input_values"][:, 0]
+    stepper = FrameStepper(model, 2, per_frame=True)
+    first = stepper.start()
+    rest = stepper.step(audio[:, :(expected.shape[1] - 2) * FS])  # several frames in one call
+    assert torch.equal(torch.cat([first[:, None], rest], dim=1), expected[:, 1:])
+    assert stepper.steps == expected.shape[1] - 1
+
+
 def test_inactive_rows_are_untouched_bit_for_bit(parts):
     model, *_ = parts("window")
     stepper = FrameStepper(model, 3)
