@@ -200,7 +200,7 @@ def logit_drift(reference, candidate, shape: str, seconds: float = 4.0) -> dict:
     codes = reference.codec_model.encode(audio[:, : audio.shape[-1] // 1920 * 1920], reference.config.num_codebooks)
     cfg = reference.config
     ids = torch.cat([torch.full((1, 1, 1 + cfg.num_codebooks), cfg.audio_bos_token_id),
-                     torch.cat([torch.randint(4, cfg.vocab_size - 1, (1, codes.shape[-1], 1)),
+                     torch.cat([torch.randint(4, cfg.vocab_size - 1, (1, codes.shape[-1], 1), generator=torch.Generator().manual_seed(7)),
                                 codes.transpose(1, 2)], dim=2)], dim=1)
     ids[0, 0, 0] = cfg.bos_token_id
     caches = reference.model.new_cache(1), candidate.model.new_cache(1)
