@@ -18,10 +18,13 @@ One graph per GraphedStep, i.e. per batch size: the stepper behind it has a fixe
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
 import torch
+
+log = logging.getLogger(__name__)
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -61,9 +64,15 @@ class GraphedStep:
             torch.cuda.current_stream(self.device).wait_stream(side)
             return out
         if self._graph is None:
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
-                self._out = self._fn(self._frame, self._active)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self._out = self._fn(self._frame, self._active)
+            except RuntimeError as exc:  # an op that cannot be captured: slower, but still right
+                log.warning("CUDA graph capture failed, stepping without one: %s", str(exc).splitlines()[0])
+                self.uses_graph = False
+                return self._fn(self._frame, self._active)  # a failed capture ran nothing: this is the step
+            self._graph = graph
         self._graph.replay()
         return self._out
 
