@@ -3,7 +3,10 @@
 int8 stores every decoder linear (attention projections, FFN, text head) as int8 with one float
 scale per output channel, packed for fbgemm's dynamic-quantized matmul: activations are quantized
 per call, products accumulate in int32. A decoder step reads every weight once, so on a CPU the
-step time follows the bytes read: int8 moves a quarter of float32's. The codec always stays float32.
+step time follows the bytes read: int8 moves a quarter of float32's. For the same reason each
+attention's q, k and v are one stacked matmul, and the key/value ring, which attention reads whole
+every step, is kept in bfloat16 where the CPU has native bfloat16. The codec always stays float32:
+int8 there saved 5 ms a frame but changed one code in seven (measured on the random-weight 1b shape).
 """
 
 from __future__ import annotations
