@@ -52,10 +52,34 @@ def test_audio(seconds: float, batch: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((batch, n)) * envelope).astype(np.float32)
 
 
+def features(shape: str) -> KyutaiSpeechToTextFeatureExtractor:
+    """The feature extractor of the released checkpoint of that shape (its delay and silence prefix)."""
+    return KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
+                                              audio_silence_prefix_seconds=PREFIX_S[shape])
+
+
+def summary(total_ms: np.ndarray, codec_ms: np.ndarray, device: torch.device, block_s: float) -> dict:
+    """Per-frame times (ms) -> the figures every run reports; codec_ms is NaN where not timed apart."""
+    tenth = max(1, len(total_ms) // 10)
+    return {
+        "block_s": block_s,
+        "frames": len(total_ms),
+        "ms_per_frame": float(np.mean(total_ms)),
+        "ms_per_frame_median": float(np.median(total_ms)),
+        "ms_per_frame_p90": float(np.percentile(total_ms, 90)),
+        "codec_ms": float(np.mean(codec_ms)),
+        "decoder_ms": float(np.mean(total_ms - codec_ms)),
+        "rtf": float(np.mean(total_ms) / FRAME_MS),
+        "first_tenth_ms": float(np.mean(total_ms[:tenth])),
+        "last_tenth_ms": float(np.mean(total_ms[-tenth:])),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+    }
+
+
 def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 0.08, warmup_s: float = 1.0) -> dict:
     """Push `seconds` of audio in blocks of `block_s` (0.08 = live, frame by frame; 5 = a file)."""
-    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
-                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    fe = features(shape)
     stream = StreamingTranscriber(model, stand_in_tokenizer(model.config.vocab_size - 1), fe,
                                   batch_size=batch, keep_tokens=False)
     device = model.device
@@ -90,21 +114,7 @@ def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 
             del codec.encode_frames
     total = np.array(frame_s) * 1000
     codec_ms = np.array(codec_s[before:before + len(total)]) * 1000 if split else np.full_like(total, np.nan)
-    tenth = max(1, len(total) // 10)
-    return {
-        "block_s": block_s,
-        "frames": len(total),
-        "ms_per_frame": float(np.mean(total)),
-        "ms_per_frame_median": float(np.median(total)),
-        "ms_per_frame_p90": float(np.percentile(total, 90)),
-        "codec_ms": float(np.mean(codec_ms)),
-        "decoder_ms": float(np.mean(total - codec_ms)),
-        "rtf": float(np.mean(total) / FRAME_MS),
-        "first_tenth_ms": float(np.mean(total[:tenth])),
-        "last_tenth_ms": float(np.mean(total[-tenth:])),
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
-    }
+    return summary(total, codec_ms, device, block_s)
 
 
 def time_pool(model, shape: str, seconds: float, slots: int, warmup_s: float = 1.0) -> dict:
@@ -115,8 +125,7 @@ def time_pool(model, shape: str, seconds: float, slots: int, warmup_s: float = 1
     """
     from core.stream_pool import StreamPool
 
-    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
-                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    fe = features(shape)
     pool = StreamPool(model, stand_in_tokenizer(model.config.vocab_size - 1), fe, slots, keep_tokens=False)
     for _ in range(slots):
         pool.open()
@@ -133,22 +142,8 @@ def time_pool(model, shape: str, seconds: float, slots: int, warmup_s: float = 1
         if at >= warmup_s * 24000:
             step_s.append(time.perf_counter() - t0)
     ms = np.array(step_s) * 1000
-    return {
-        "engine": "pool",
-        "block_s": FRAME_MS / 1000,
-        "frames": len(ms),
-        "ms_per_frame": float(np.mean(ms)),
-        "ms_per_frame_median": float(np.median(ms)),
-        "ms_per_frame_p90": float(np.percentile(ms, 90)),
-        "codec_ms": float("nan"),
-        "decoder_ms": float("nan"),
-        "rtf": float(np.mean(ms) / FRAME_MS),
-        "first_tenth_ms": float(np.mean(ms[:max(1, len(ms) // 10)])),
-        "last_tenth_ms": float(np.mean(ms[-max(1, len(ms) // 10):])),
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
-        "cuda_graph": pool.uses_cuda_graph,
-    }
+    return {"engine": "pool", **summary(ms, np.full_like(ms, np.nan), device, FRAME_MS / 1000),
+            "cuda_graph": pool.uses_cuda_graph}
 
 
 def transformers_model(ours):
@@ -169,8 +164,7 @@ def transformers_model(ours):
 
 
 def time_transformers(theirs, shape: str, seconds: float, ours_f32=None) -> dict:
-    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
-                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    fe = features(shape)
     inputs = fe(test_audio(seconds, 1)[0], return_tensors="pt")
     out = {}
     for window in (1, None):
@@ -194,8 +188,7 @@ def time_transformers(theirs, shape: str, seconds: float, ours_f32=None) -> dict
 
 def logit_drift(reference, candidate, shape: str, seconds: float = 4.0) -> dict:
     """How far a mode's logits move from float32 on the same stepped inputs."""
-    fe = KyutaiSpeechToTextFeatureExtractor(audio_delay_seconds=DELAY_S[shape],
-                                            audio_silence_prefix_seconds=PREFIX_S[shape])
+    fe = features(shape)
     audio = torch.from_numpy(fe(test_audio(seconds, 1, seed=7)[0])["input_values"][0])
     codes = reference.codec_model.encode(audio[:, : audio.shape[-1] // 1920 * 1920], reference.config.num_codebooks)
     cfg = reference.config

@@ -70,6 +70,11 @@ class KyutaiSpeechToTextFeatureExtractor:
     def padding(self) -> tuple[int, int]:
         return silence_padding(self.audio_silence_prefix_seconds, self.audio_delay_seconds, self.sampling_rate)
 
+    @property
+    def word_offset_seconds(self) -> float:
+        """What to subtract from a step's time to get the caller's audio time: prefix plus text delay."""
+        return self.padding[0] / self.sampling_rate + self.audio_delay_seconds
+
     def __call__(self, raw_audio, padding: bool | str | None = True, truncation: bool = False,
                  max_length: int | None = None, return_tensors: str | None = None,
                  sampling_rate: int | None = None, **unused) -> BatchFeature:

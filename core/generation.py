@@ -92,7 +92,8 @@ class FrameStepper:
         """n whole frames [B, n * frame_size] float32 in (each heard by one step), n tokens [B, n] out.
 
         The codec encodes up to max_frames frames per call (weights read once for all of them);
-        the decoder then steps through their codes in order.
+        the decoder then steps through their codes in order. With `per_frame` (a GPU), each frame
+        is one replay of the captured masked step instead.
         """
         assert self._lockstep and self.steps > 0, "start() must run before the first frame"
         frames = frames.to(device=self._ids.device, dtype=torch.float32)

@@ -99,9 +99,11 @@ WeightSetter = Callable[[torch.Tensor], None]
 
 
 def swap_in_int8(model: nn.Module) -> dict[str, WeightSetter]:
-    """Replace the decoder linears by empty Int8Linear modules, each attention's q/k/v by one stacked.
+    """Make `model` (built on meta) an int8 model before its weights arrive.
 
-    Returns, for every replaced linear's name (as the checkpoint names it), where its weight goes.
+    The decoder linears become empty Int8Linear modules, each attention's q/k/v one stacked, and
+    on a CPU with native bfloat16 the decoder's key/value ring is narrowed to bfloat16. Returns,
+    for every replaced linear's name (as the checkpoint names it), where its weight goes.
     """
     from .attention import Attention
 
@@ -147,8 +149,8 @@ def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu"
     device = torch.device(device)
     if mode == "float32" and device.type == "cpu":
         return base
-    if mode not in ("float32", "bfloat16", "float16", "int8"):
-        raise ConfigError(f"unknown mode {mode!r}; use one of float32, bfloat16, float16, int8")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     with torch.device("meta"):
         model = type(base)(base.config)
     int8 = {}

@@ -109,9 +109,9 @@ class StreamPool:
         self.frame_samples = model.config.frame_size
         self.keep_tokens = keep_tokens
         self._prefix, self._suffix = feature_extractor.padding
-        offset_s = self._prefix / self.sample_rate + feature_extractor.audio_delay_seconds
         self._stepper = FrameStepper(model, slots, per_frame=False)  # the pool steps it masked, graphed below
         self._step = GraphedStep(self._stepper.step_masked, model.device, enabled=cuda_graphs)
+        offset_s = feature_extractor.word_offset_seconds
         self._slots = [_Slot(WordSegmenter(tokenizer, model.config.frame_rate, offset_s)) for _ in range(slots)]
         self._frames = torch.zeros(slots, self.frame_samples, dtype=torch.float32)  # [B, F] staging
         self._frames_np = self._frames.numpy()

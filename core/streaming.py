@@ -38,9 +38,9 @@ class StreamingTranscriber:
         self.keep_tokens = keep_tokens
         self._prefix, self._suffix = feature_extractor.padding
         self.delay_s = feature_extractor.audio_delay_seconds
-        offset_s = (self._prefix / self.sample_rate) + self.delay_s
         self._stepper = FrameStepper(model, batch_size)
-        self._segmenters = [WordSegmenter(tokenizer, model.config.frame_rate, offset_s) for _ in range(batch_size)]
+        self._segmenters = [WordSegmenter(tokenizer, model.config.frame_rate, feature_extractor.word_offset_seconds)
+                            for _ in range(batch_size)]
         self._partial = torch.zeros(batch_size, self.frame_samples, dtype=torch.float32)
         self._tokens = [array("q") for _ in range(batch_size)]
         self.reset()
