@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import sys
 import time
 
 import numpy as np
 import torch
 
-from benchmarks.random_model import build, shape_config, stand_in_tokenizer
+from benchmarks.random_model import build, stand_in_tokenizer
 from core.checkpoint import module_key
 from core.cuda_graphs import graphs_wanted
 from core.feature_extraction import KyutaiSpeechToTextFeatureExtractor

@@ -30,6 +30,7 @@ from .errors import AudioError, StreamError
 from .feature_extraction import KyutaiSpeechToTextFeatureExtractor
 from .generation import FrameStepper, steps_for
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
+from .streaming import float_samples
 from .tokenizer import TextTokenizer
 from .words import Word, WordSegmenter
 
@@ -253,13 +254,7 @@ class StreamPool:
 
 def _checked(pcm) -> np.ndarray:
     """Caller's samples -> float32 array (n,), or AudioError naming what is wrong."""
-    if isinstance(pcm, torch.Tensor):
-        pcm = pcm.detach().cpu().numpy()
-    arr = np.asarray(pcm)
-    if arr.dtype.kind != "f":
-        raise AudioError(f"push() takes float samples in [-1, 1], got dtype {arr.dtype}")
+    arr = float_samples(pcm)
     if arr.ndim != 1:
         raise AudioError(f"push() takes one slot's mono samples, shape (samples,), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise AudioError("audio contains NaN or infinite samples")
     return np.array(arr, dtype=np.float32)  # a copy: the caller may reuse its buffer

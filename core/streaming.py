@@ -144,11 +144,7 @@ class StreamingTranscriber:
         return self._new_words if self.batch_size > 1 else self._new_words[0]
 
     def _check(self, pcm) -> tuple[bool, torch.Tensor]:
-        if isinstance(pcm, torch.Tensor):
-            pcm = pcm.detach().cpu().numpy()
-        arr = np.asarray(pcm)
-        if arr.dtype.kind != "f":
-            raise AudioError(f"push() takes float samples in [-1, 1], got dtype {arr.dtype}")
+        arr = float_samples(pcm)
         batched = arr.ndim == 2
         if arr.ndim == 1:
             arr = arr[None]
@@ -156,8 +152,6 @@ class StreamingTranscriber:
             raise AudioError(f"push() takes shape (samples,) or ({self.batch_size}, samples), got {arr.shape}")
         if not batched and self.batch_size != 1:
             raise AudioError(f"this transcriber runs {self.batch_size} streams: push shape ({self.batch_size}, samples)")
-        if not np.isfinite(arr).all():
-            raise AudioError("audio contains NaN or infinite samples")
         return batched, torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
     def _feed(self, audio: torch.Tensor) -> None:
@@ -188,3 +182,15 @@ class StreamingTranscriber:
                 self._tokens[b].extend(row)
             for i, tok in enumerate(row):
                 self._new_words[b].extend(self._segmenters[b].feed(first + i, tok))
+
+
+def float_samples(pcm) -> np.ndarray:
+    """A caller's samples (array or tensor, any shape) as an array, or AudioError naming what is wrong."""
+    if isinstance(pcm, torch.Tensor):
+        pcm = pcm.detach().cpu().numpy()
+    arr = np.asarray(pcm)
+    if arr.dtype.kind != "f":
+        raise AudioError(f"push() takes float samples in [-1, 1], got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    return arr
