@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ import torch
 
 from .config import DEFAULT_MODEL, KyutaiSpeechToTextConfig
 from .errors import CheckpointError, ConfigError
+from .heap import ReleaseEvery
 from .safetensors_file import SafetensorsFile
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
 
 def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
                quantize: str | None = None, progress: Callable[[int, int], None] | None = None, **hub_kwargs):
-    from .quantize import resolve_mode, swap_in_int8
+    from .quantize import BackgroundPacker, resolve_mode, swap_in_int8
 
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
@@ -147,14 +149,18 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
     with torch.device("meta"):
         model = cls(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    int8_setters = swap_in_int8(model) if quantize == "int8" else {}
     state = {}
-    for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):
-        owner = name.rpartition(".")[0]
-        if owner in int8_setters:
-            int8_setters[owner](tensor)  # quantized as it arrives: float32 never piles up
-        else:
-            state[name] = tensor
+    release = ReleaseEvery(64 * 2**20)
+    with BackgroundPacker() if quantize == "int8" else nullcontext() as packer:
+        int8_setters = swap_in_int8(model, packer) if quantize == "int8" else {}
+        for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):
+            owner = name.rpartition(".")[0]
+            nbytes = tensor.numel() * tensor.element_size()
+            if owner in int8_setters:
+                int8_setters[owner](tensor)  # quantized as it arrives: float32 never piles up
+            else:
+                state[name] = tensor
+            release.add(nbytes)  # the read's and conversion's freed buffers go back to the OS
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
     model.codec_model.quantizer.refresh()

@@ -12,6 +12,8 @@ int8 there saved 5 ms a frame but changed one code in seven (measured on the ran
 from __future__ import annotations
 
 import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Callable
 
@@ -41,21 +43,31 @@ class Int8Linear(nn.Module):
         self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # part -> (int8 rows, scales)
         self._packed = None
 
-    def set_weight(self, weight: torch.Tensor, part: int = 0) -> None:
+    def set_weight(self, weight: torch.Tensor, part: int = 0, packer: "BackgroundPacker | None" = None) -> None:
+        """Quantize one part's float rows; once every part is in, pack them (on `packer`'s thread if given)."""
         w = weight.detach().float().cpu()
         assert w.shape == (self.parts[part], self.in_features), "weight does not fit this part"
-        scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
+        peak = torch.maximum(w.amax(dim=1), w.amin(dim=1).neg_())  # |w| max per row, with no |w| copy
+        scales = (peak / 127.0).clamp(min=1e-12).double()
         zeros = torch.zeros(w.shape[0], dtype=torch.long)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels stay
             rows = torch.quantize_per_channel(w, scales, zeros, axis=0, dtype=torch.qint8).int_repr()
-            self._pending[part] = (rows, scales)
-            if len(self._pending) == len(self.parts):
-                ints = torch.cat([self._pending[i][0] for i in range(len(self.parts))])
-                scales = torch.cat([self._pending[i][1] for i in range(len(self.parts))])
-                self._pending.clear()
-                qweight = torch._make_per_channel_quantized_tensor(ints, scales, torch.zeros(len(scales), dtype=torch.long), 0)
-                self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self._pending[part] = (rows, scales)
+        if len(self._pending) == len(self.parts):
+            ints = torch.cat([self._pending[i][0] for i in range(len(self.parts))])
+            scales = torch.cat([self._pending[i][1] for i in range(len(self.parts))])
+            self._pending.clear()
+            if packer is None:
+                self._pack(ints, scales)
+            else:
+                packer.submit(self._pack, ints, scales)
+
+    def _pack(self, ints: torch.Tensor, scales: torch.Tensor) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            qweight = torch._make_per_channel_quantized_tensor(ints, scales, torch.zeros(len(scales), dtype=torch.long), 0)
+            self._packed = torch.ops.quantized.linear_prepack(qweight, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -65,6 +77,36 @@ class Int8Linear(nn.Module):
     def extra_repr(self) -> str:
         stacked = f", {len(self.parts)} stacked" if len(self.parts) > 1 else ""
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel{stacked}"
+
+
+class BackgroundPacker:
+    """Runs Int8Linear packing on a second thread while the loader reads and quantizes the next weights.
+
+    fbgemm's prepack is single-threaded and releases the GIL, and it takes about as long as
+    reading and quantizing a weight does, so the two overlap (int8 loading of the 1b model went
+    from 11.0 s to 8.9 s on 2 cores). At most `pending` packs wait: unpacked int8 copies never pile up.
+    Use as a context manager; leaving it waits for every pack and raises the first pack's error.
+    """
+
+    def __init__(self, pending: int = 2):
+        self.pending = pending
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="int8-pack")
+        self._waiting: deque[Future] = deque()
+
+    def submit(self, fn: Callable[..., None], *args) -> None:
+        while len(self._waiting) >= self.pending:
+            self._waiting.popleft().result()
+        self._waiting.append(self._pool.submit(fn, *args))
+
+    def __enter__(self) -> "BackgroundPacker":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            while self._waiting:
+                self._waiting.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def resolve_mode(mode: str | None, device: torch.device) -> str | None:
@@ -98,12 +140,13 @@ def quantizable(model: nn.Module) -> list[str]:
 WeightSetter = Callable[[torch.Tensor], None]
 
 
-def swap_in_int8(model: nn.Module) -> dict[str, WeightSetter]:
+def swap_in_int8(model: nn.Module, packer: BackgroundPacker | None = None) -> dict[str, WeightSetter]:
     """Make `model` (built on meta) an int8 model before its weights arrive.
 
     The decoder linears become empty Int8Linear modules, each attention's q/k/v one stacked, and
     on a CPU with native bfloat16 the decoder's key/value ring is narrowed to bfloat16. Returns,
-    for every replaced linear's name (as the checkpoint names it), where its weight goes.
+    for every replaced linear's name (as the checkpoint names it), where its weight goes; with a
+    `packer`, packing happens on its thread and is complete only once the packer is left.
     """
     from .attention import Attention
 
@@ -116,14 +159,14 @@ def swap_in_int8(model: nn.Module) -> dict[str, WeightSetter]:
             stacked = Int8Linear(attn.q_proj.in_features, sum(sizes), parts=sizes)
             attn.stack_qkv(stacked)
             for part, full in enumerate(projections):
-                setters[full] = partial(stacked.set_weight, part=part)
+                setters[full] = partial(stacked.set_weight, part=part, packer=packer)
                 names.discard(full)
     for name in names:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         old = getattr(parent, attr)
         setattr(parent, attr, Int8Linear(old.in_features, old.out_features))
-        setters[name] = getattr(parent, attr).set_weight
+        setters[name] = partial(getattr(parent, attr).set_weight, packer=packer)
     if native_bfloat16():
         # attention reads the whole key/value ring every step: on a CPU with native bfloat16 the
         # ring is kept in bfloat16 (half the bytes; the rest of the step stays float32)

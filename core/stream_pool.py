@@ -101,14 +101,18 @@ class StreamPool:
 
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, tokenizer: TextTokenizer,
                  feature_extractor: KyutaiSpeechToTextFeatureExtractor, slots: int, *,
-                 cuda_graphs: bool | None = None, keep_tokens: bool = True):
+                 cuda_graphs: bool | None = None, keep_tokens: bool = True, max_buffered_s: float = 30.0):
         if slots < 1:
             raise ValueError("a pool needs at least 1 slot")
+        if max_buffered_s <= 0:
+            raise ValueError("max_buffered_s must be positive")
         self.model = model
         self.tokenizer = tokenizer
         self.sample_rate = model.config.sampling_rate
         self.frame_samples = model.config.frame_size
         self.keep_tokens = keep_tokens
+        # a live client that runs ahead of the server would grow its slot's buffer without bound
+        self.max_buffered = int(max_buffered_s * self.sample_rate)
         self._prefix, self._suffix = feature_extractor.padding
         self._stepper = FrameStepper(model, slots, per_frame=False)  # the pool steps it masked, graphed below
         self._step = GraphedStep(self._stepper.step_masked, model.device, enabled=cuda_graphs)
@@ -121,7 +125,7 @@ class StreamPool:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, slots: int, device: Any = None, dtype: Any = None,
                         quantize: str | None = None, cuda_graphs: bool | None = None,
-                        keep_tokens: bool = True, **hub_kwargs) -> "StreamPool":
+                        keep_tokens: bool = True, max_buffered_s: float = 30.0, **hub_kwargs) -> "StreamPool":
         """Load a -trfs checkpoint (folder or hub id) as StreamingTranscriber.from_pretrained does."""
         from .checkpoint import resolve_checkpoint
 
@@ -130,7 +134,8 @@ class StreamPool:
         features = KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder)
         model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
             folder, device_map=device, dtype=dtype, quantize=quantize)
-        return cls(model, tokenizer, features, slots, cuda_graphs=cuda_graphs, keep_tokens=keep_tokens)
+        return cls(model, tokenizer, features, slots, cuda_graphs=cuda_graphs, keep_tokens=keep_tokens,
+                   max_buffered_s=max_buffered_s)
 
     @property
     def size(self) -> int:
@@ -162,12 +167,25 @@ class StreamPool:
         return index
 
     def push(self, slot: int, pcm) -> None:
-        """Buffer float32 24 kHz mono samples (any length) for `slot`; they are heard in later steps."""
+        """Buffer float32 24 kHz mono samples (any length) for `slot`; they are heard in later steps.
+
+        A push that would leave more than `max_buffered_s` seconds waiting is refused whole
+        (StreamError, nothing buffered): the client is running ahead and should retry after steps.
+        """
         state = self._slot(slot)
         if state.phase is not _Phase.OPEN:
             why = "flushed" if state.phase is _Phase.DRAINING else "not open"
             raise StreamError(f"slot {slot} does not take audio: it is {why}")
-        self._give(state, _checked(pcm))
+        samples = _checked(pcm)
+        if state.audio.size + len(samples) > self.max_buffered:
+            raise StreamError(f"slot {slot} already has {self.buffered_seconds(slot):.1f} s of audio waiting "
+                              f"(at most {self.max_buffered / self.sample_rate:g} s): push again after step() "
+                              f"has taken some, or send audio no faster than real time")
+        self._give(state, samples)
+
+    def buffered_seconds(self, slot: int) -> float:
+        """Audio pushed to `slot` and not stepped yet, in seconds (a server paces its clients with it)."""
+        return self._slot(slot).audio.size / self.sample_rate
 
     def flush(self, slot: int) -> None:
         """End the stream of `slot`: the trailing silence goes in, and later steps drain it.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from core import KyutaiSpeechToTextForConditionalGeneration as Model
 from core.attention import Attention
-from core.quantize import Int8Linear, native_bfloat16
+from core.quantize import BackgroundPacker, Int8Linear, native_bfloat16, prepare_model
 
 
 def _int8(weight: torch.Tensor) -> Int8Linear:
@@ -43,3 +44,32 @@ def test_int8_model_stacks_qkv_and_narrows_the_ring(tiny_checkpoint):
     cache = model.model.new_cache(1)
     assert cache.keys[0].dtype == (torch.bfloat16 if native_bfloat16() else torch.float32)
     assert Model.from_pretrained(tiny_checkpoint("gqa")).model.new_cache(1).keys[0].dtype == torch.float32
+
+
+def test_loading_packs_on_a_second_thread_to_the_same_model(tiny_checkpoint):
+    loaded = Model.from_pretrained(tiny_checkpoint("gqa"), quantize="int8")  # packs in the background
+    inline = prepare_model(Model.from_pretrained(tiny_checkpoint("gqa")), "int8")  # packs as it goes
+    assert all(m._packed is not None for m in loaded.modules() if isinstance(m, Int8Linear))
+    ids = torch.randint(0, 20, (2, 1, 1 + loaded.config.num_codebooks))  # small enough for text and codes
+    with torch.inference_mode():
+        a = loaded.step_logits(ids, loaded.model.new_cache(2))
+        b = inline.step_logits(ids, inline.model.new_cache(2))
+    assert torch.equal(a, b)
+
+
+def test_background_packer_keeps_at_most_pending_packs_waiting():
+    done = []
+    with BackgroundPacker(pending=1) as packer:
+        for i in range(5):
+            packer.submit(done.append, i)
+            assert done[:i] == list(range(i))  # the previous pack finished before this one was queued
+    assert done == list(range(5))  # leaving waits for the last
+
+
+def test_background_packer_raises_a_failed_pack_on_leaving():
+    def fail():
+        raise RuntimeError("pack failed")
+
+    with pytest.raises(RuntimeError, match="pack failed"):
+        with BackgroundPacker() as packer:
+            packer.submit(fail)

@@ -315,6 +315,32 @@ def test_pool_refuses_misuse(parts):
     assert pool.free_slots == 1 and pool.step() == []
 
 
+def test_pool_refuses_a_client_running_ahead_and_loses_nothing(parts):
+    """A push past max_buffered_s is refused whole; once steps catch up the stream goes on unchanged."""
+    model, tokenizer, features, _ = parts("window")
+    clip = noise(1.2, 31)
+    pool = StreamPool(model, tokenizer, features, slots=1, max_buffered_s=0.5)
+    slot = pool.open()
+    half = len(clip) // 2  # 0.6 s: over the cap with the silence prefix already waiting
+    pool.push(slot, clip[:4800])
+    waiting = pool.buffered_seconds(slot)
+    with pytest.raises(StreamError, match="of audio waiting"):
+        pool.push(slot, clip[4800:half + 4800])
+    assert pool.buffered_seconds(slot) == waiting  # nothing of the refused push went in
+    at = 4800
+    while at < len(clip):  # a client that retries after each step
+        try:
+            pool.push(slot, clip[at:at + 4800])
+            at += 4800
+        except StreamError:
+            pass
+        pool.step()
+    pool.flush(slot)
+    while pool.has_work():
+        pool.step()
+    assert pool.tokens(slot) == alone(parts("window"), clip)[0]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_graph_pool_equals_eager_pool(tiny_checkpoint):
     folder = tiny_checkpoint("window")
