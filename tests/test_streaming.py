@@ -188,11 +188,14 @@ def test_state_is_fixed_and_memory_flat_over_a_long_stream(tiny_checkpoint):
     assert stream.steps > 5 * 60 * 12.5
 
 
-def test_int8_mode_streams_like_its_own_offline_run(tiny_checkpoint):
+@pytest.mark.parametrize("mode", [dict(quantize="int8"), dict(dtype="bfloat16"), dict(dtype="float16")],
+                         ids=["int8", "bfloat16", "float16"])
+def test_every_mode_streams_like_its_own_offline_run(tiny_checkpoint, mode):
     folder = tiny_checkpoint("gqa")
-    stream = StreamingTranscriber.from_pretrained(folder, quantize="int8")
+    stream = StreamingTranscriber.from_pretrained(folder, **mode)
     processor = KyutaiSpeechToTextProcessor.from_pretrained(folder)
-    assert stream.model.quantization == "int8"
+    assert stream.model.quantization == mode.get("quantize")
+    assert stream.model.dtype == getattr(torch, mode.get("dtype", "float32"))
     clip = noise(2.5, seed=13)
     for chunk in random_chunks(clip, np.random.default_rng(2)):
         stream.push(chunk)
