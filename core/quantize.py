@@ -85,7 +85,8 @@ class BackgroundPacker:
     fbgemm's prepack is single-threaded and releases the GIL, and it takes about as long as
     reading and quantizing a weight does, so the two overlap (int8 loading of the 1b model went
     from 11.0 s to 8.9 s on 2 cores). At most `pending` packs wait: unpacked int8 copies never pile up.
-    Use as a context manager; leaving it waits for every pack and raises the first pack's error.
+    Use as a context manager; leaving it waits for every pack and raises the first pack's error
+    (leaving on an error of its own drops the packs still queued).
     """
 
     def __init__(self, pending: int = 2):
@@ -101,10 +102,11 @@ class BackgroundPacker:
     def __enter__(self) -> "BackgroundPacker":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            while self._waiting:
-                self._waiting.popleft().result()
+            if exc_type is None:  # otherwise the loader's own error says more than a pack's would
+                while self._waiting:
+                    self._waiting.popleft().result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
