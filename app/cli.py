@@ -58,7 +58,8 @@ def load_transcriber(options: ModelOptions) -> Transcriber:
 
     configure_threads()  # once per process, before the first step (see core.runtime for the policy)
     return StreamingTranscriber.from_pretrained(  # the loader resolves dtype names such as "bfloat16"
-        options.source, device=options.device, dtype=options.dtype, quantize=options.quantize
+        options.source, device=options.device, dtype=options.dtype, quantize=options.quantize,
+        compile=options.compile,
     )
 
 

@@ -54,7 +54,8 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
     engine = model_options(args)
     options = PipelineOptions(
         model=engine.source, device=args.device, input_device=args.input, save_audio=not args.no_audio,
-        max_lag_s=args.max_lag, title=args.title, quantize=engine.quantize, dtype=engine.dtype)
+        max_lag_s=args.max_lag, title=args.title, quantize=engine.quantize, dtype=engine.dtype,
+        compile=engine.compile)
     stop = threading.Event()
     captions = TerminalCaptions(sys.stdout)
     listener = _TerminalListener(captions, stop, args.seconds)
@@ -80,7 +81,8 @@ def _engine_factory(transcriber_factory) -> dict:
     if transcriber_factory is None:
         return {}
     return {"transcriber_factory": lambda options, report: transcriber_factory(ModelOptions(
-        options.model, None if options.device == "auto" else options.device, options.dtype, options.quantize))}
+        options.model, None if options.device == "auto" else options.device, options.dtype, options.quantize,
+        options.compile))}
 
 
 class _TerminalListener(PipelineListener):

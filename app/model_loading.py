@@ -37,6 +37,7 @@ class EngineOptions(Protocol):
     device: str
     quantize: str | None
     dtype: str | None
+    compile: bool
 
 
 def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
@@ -50,6 +51,7 @@ def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
         device=None if options.device == "auto" else options.device,
         dtype=options.dtype,  # a name such as "bfloat16"; the loader resolves it
         keep_tokens=False,  # a live session may run for hours: keep words, not every token
+        compile=options.compile,
         tqdm_class=hub_progress_class(report),
         progress=lambda done, total: report("weights", done, total),
         **extra,

@@ -76,11 +76,16 @@ def summary(total_ms: np.ndarray, codec_ms: np.ndarray, device: torch.device, bl
     }
 
 
-def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 0.08, warmup_s: float = 1.0) -> dict:
-    """Push `seconds` of audio in blocks of `block_s` (0.08 = live, frame by frame; 5 = a file)."""
+def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 0.08, warmup_s: float = 1.0,
+                compile: bool = False) -> dict:
+    """Push `seconds` of audio in blocks of `block_s` (0.08 = live, frame by frame; 5 = a file).
+
+    With `compile`, the step is compiled (core.compiled_step) during the warm-up pushes, which
+    are not timed; the codec is then not timed apart (a timing wrapper cannot be compiled).
+    """
     fe = features(shape)
     stream = StreamingTranscriber(model, stand_in_tokenizer(model.config.vocab_size - 1), fe,
-                                  batch_size=batch, keep_tokens=False)
+                                  batch_size=batch, keep_tokens=False, compile=compile)
     device = model.device
     codec = model.codec_model
     codec_s: list[float] = []
@@ -94,14 +99,19 @@ def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 
         return out
 
     # the codec is timed apart by wrapping it, which a captured CUDA graph cannot contain (it syncs)
-    split = not graphs_wanted(device)
+    split = not graphs_wanted(device) and not compile
     if split:
         codec.encode_frames = timed_encode  # instance attribute: shadows the method for this run only
     try:
         audio = test_audio(seconds + warmup_s, batch)
         warmup = int(warmup_s * 24000)
-        stream.push(audio[:, :warmup] if batch > 1 else audio[0, :warmup])  # BOS step, prefix, first frames
         block = int(block_s * 24000)
+        t_warm = time.perf_counter()
+        stream.push(audio[:, :warmup] if batch > 1 else audio[0, :warmup])  # BOS step, prefix, first frames
+        if compile:  # both compiled graphs: a lone frame's, and the decoder's for frames that come in blocks
+            stream.push(audio[:, warmup:warmup + 1920] if batch > 1 else audio[0, warmup:warmup + 1920])
+            warmup += 1920
+        warm_s = time.perf_counter() - t_warm
         frame_s, before = [], len(codec_s)
         for at in range(warmup, audio.shape[1] - block + 1, block):
             t0 = time.perf_counter()
@@ -113,7 +123,7 @@ def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 
             del codec.encode_frames
     total = np.array(frame_s) * 1000
     codec_ms = np.array(codec_s[before:before + len(total)]) * 1000 if split else np.full_like(total, np.nan)
-    return summary(total, codec_ms, device, block_s)
+    return {**summary(total, codec_ms, device, block_s), "warmup_s": warm_s}
 
 
 def time_pool(model, shape: str, seconds: float, slots: int, warmup_s: float = 1.0) -> dict:
@@ -220,6 +230,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the engine's choice)")
     ap.add_argument("--transformers", action="store_true", help="also run transformers on the same weights")
     ap.add_argument("--transformers-seconds", type=float, default=8.0)
+    ap.add_argument("--compile", action="store_true",
+                    help="after each mode, run it again with the CPU step compiled (needs a C++ compiler)")
     ap.add_argument("--json", help="write every figure to this file")
     args = ap.parse_args(argv)
 
@@ -243,12 +255,14 @@ def main(argv=None) -> int:
         model = prepare_model(base, mode, device)
         drift = logit_drift(base, model, args.shape) if mode != "float32" or device.type != "cpu" else None
         for batch in [int(b) for b in args.batch.split(",")]:
-            timed = (time_pool(model, args.shape, args.seconds, batch) if args.pool
-                     else time_stream(model, args.shape, args.seconds, batch, args.block))
-            run = {"mode": mode, "batch": batch, **timed}
-            run["drift"] = drift
-            results["runs"].append(run)
-            print(json.dumps(run), flush=True)
+            for compiled in ([False, True] if args.compile and not args.pool else [False]):
+                timed = (time_pool(model, args.shape, args.seconds, batch) if args.pool
+                         else time_stream(model, args.shape, args.seconds, batch, args.block, compile=compiled))
+                # the drift is the eager step's; compiled int8 lands as far from float32 (its own noise)
+                run = {"mode": mode + ("+compile" if compiled else ""), "batch": batch, **timed,
+                       "drift": None if compiled else drift}
+                results["runs"].append(run)
+                print(json.dumps(run), flush=True)
         if model is not base:
             del model
 

@@ -37,7 +37,7 @@ class FrameStepper:
     """
 
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int,
-                 per_frame: bool | None = None):
+                 per_frame: bool | None = None, compile: bool = False):
         cfg = model.config
         self.model = model
         self._chunk = cfg.frame_size * model.codec_model.max_frames  # samples per codec call
@@ -58,6 +58,17 @@ class FrameStepper:
             per_frame = graphs_wanted(device)
         self._per_frame = GraphedStep(self._masked, device) if per_frame else None
         self._everyone = torch.ones(batch, dtype=torch.bool, device=device)
+        # compile (CPU): a lone frame runs codec and decoder as one compiled graph; frames that come
+        # several at once keep the batched eager codec and run each decoder step compiled. Inputs go
+        # through fixed buffers so that every call has the same shapes and strides (no recompiles).
+        self._compiled_frame = self._compiled_decode = None
+        if compile and self._per_frame is None:
+            from .compiled_step import CompiledStep
+
+            self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]
+            self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]
+            self._compiled_frame = CompiledStep(self._one_frame, "frame")
+            self._compiled_decode = CompiledStep(self._decode_heard, "decoder")
 
     @torch.inference_mode()  # the state tensors are inference tensors once stepped
     def reset(self, streams: torch.Tensor | None = None) -> None:
@@ -85,7 +96,7 @@ class FrameStepper:
         if self._per_frame is not None:  # step 0 is the BOS step whatever the frame holds
             silence = torch.zeros(self._ids.shape[0], self.model.config.frame_size, device=self._ids.device)
             return self._per_frame(silence, self._everyone).clone()  # a graph's output is overwritten
-        return self._decode(self._bos[1:].expand(self._ids.shape[0], -1), None)
+        return self._decode_codes(self._bos[1:].expand(self._ids.shape[0], -1))
 
     @torch.inference_mode()
     def step(self, frames: torch.Tensor) -> torch.Tensor:
@@ -104,13 +115,32 @@ class FrameStepper:
                 self.steps += 1
                 tokens.append(self._per_frame(frames[:, at:at + fs], self._everyone).clone())
             return torch.stack(tokens, dim=1)
+        if self._compiled_frame is not None and frames.shape[1] == self.model.config.frame_size:
+            self.steps += 1
+            self._frame_in.copy_(frames)
+            return self._compiled_frame(self._frame_in)[:, None]
         for at in range(0, frames.shape[1], self._chunk):
             codes = self.model.codec_model.encode_frames(
                 frames[:, at:at + self._chunk], self.codec_state, self._num_codebooks)  # [B, n, K]
             for i in range(codes.shape[1]):
                 self.steps += 1
-                tokens.append(self._decode(codes[:, i], None))
+                tokens.append(self._decode_codes(codes[:, i]))
         return torch.stack(tokens, dim=1)
+
+    def _decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """A lockstep decoder step (compiled when asked): codes [B, K] -> tokens [B]."""
+        if self._compiled_decode is None:
+            return self._decode(codes, None)
+        self._codes_in.copy_(codes)
+        return self._compiled_decode(self._codes_in)
+
+    def _one_frame(self, frame: torch.Tensor) -> torch.Tensor:
+        """A lockstep step from one frame [B, F]: codec and decoder, compiled together."""
+        codes = self.model.codec_model.encode_frames(frame, self.codec_state, self._num_codebooks)  # [B, 1, K]
+        return self._decode(codes[:, 0], None)
+
+    def _decode_heard(self, codes: torch.Tensor) -> torch.Tensor:
+        return self._decode(codes, None)
 
     @torch.inference_mode()
     def step_masked(self, frame: torch.Tensor, active: torch.Tensor) -> torch.Tensor:

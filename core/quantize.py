@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .compiled_step import int8_linear, register_int8_linear
 from .errors import ConfigError
 
 MODES = ("float32", "bfloat16", "float16", "int8")
@@ -42,6 +43,7 @@ class Int8Linear(nn.Module):
         assert sum(self.parts) == out_features, "parts must add up to the output size"
         self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # part -> (int8 rows, scales)
         self._packed = None
+        self._number = register_int8_linear(self)  # how a compiled step finds this module's weights
 
     def set_weight(self, weight: torch.Tensor, part: int = 0, packer: "BackgroundPacker | None" = None) -> None:
         """Quantize one part's float rows; once every part is in, pack them (on `packer`'s thread if given)."""
@@ -71,7 +73,11 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float(), self._packed, True)
+        flat = x.reshape(-1, shape[-1]).float()
+        if torch.compiler.is_compiling():  # traced: the packed weights are found by this module's number
+            y = int8_linear(flat, self._number, self.out_features)
+        else:
+            y = torch.ops.quantized.linear_dynamic(flat, self._packed, True)
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -27,7 +27,7 @@ from .words import Word, WordSegmenter
 class StreamingTranscriber:
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, tokenizer: TextTokenizer,
                  feature_extractor: KyutaiSpeechToTextFeatureExtractor, batch_size: int = 1,
-                 keep_tokens: bool = True):
+                 keep_tokens: bool = True, compile: bool = False):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.model = model
@@ -38,7 +38,8 @@ class StreamingTranscriber:
         self.keep_tokens = keep_tokens
         self._prefix, self._suffix = feature_extractor.padding
         self.delay_s = feature_extractor.audio_delay_seconds
-        self._stepper = FrameStepper(model, batch_size)
+        # compile: the CPU step through torch.compile (core.compiled_step; needs a C++ compiler)
+        self._stepper = FrameStepper(model, batch_size, compile=compile)
         self._segmenters = [WordSegmenter(tokenizer, model.config.frame_rate, feature_extractor.word_offset_seconds)
                             for _ in range(batch_size)]
         self._partial = torch.zeros(batch_size, self.frame_samples, dtype=torch.float32)
@@ -48,10 +49,10 @@ class StreamingTranscriber:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: Any = None, dtype: Any = None, batch_size: int = 1,
                         quantize: str | None = None, keep_tokens: bool = True, progress=None, revision=None,
-                        cache_dir=None, tqdm_class=None) -> "StreamingTranscriber":
+                        cache_dir=None, tqdm_class=None, compile: bool = False) -> "StreamingTranscriber":
         """Load a -trfs checkpoint (folder or hub id). quantize="int8" stores the decoder's weights as
         int8 (CPU), "auto" does so on a CPU only; dtype picks the decoder's float type (default:
-        float32 on CPU, bfloat16 on GPU)."""
+        float32 on CPU, bfloat16 on GPU); compile=True compiles the CPU step (see core.compiled_step)."""
         from .checkpoint import resolve_checkpoint
 
         folder = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
@@ -59,7 +60,7 @@ class StreamingTranscriber:
         features = KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder)
         model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
             folder, device_map=device, dtype=dtype, quantize=quantize, progress=progress)
-        return cls(model, tokenizer, features, batch_size=batch_size, keep_tokens=keep_tokens)
+        return cls(model, tokenizer, features, batch_size=batch_size, keep_tokens=keep_tokens, compile=compile)
 
     # -- stream control ---------------------------------------------------------------------------
 

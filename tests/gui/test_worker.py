@@ -140,3 +140,6 @@ def test_options_follow_the_settings(settings):
     assert (options.model, options.device, options.quantize, options.max_lag_s, options.input_device) == (
         "kyutai/stt-1b-en_fr-trfs", "cpu", "int8", 5.0, "USB headset")
     assert options_from_settings(settings, "").input_device is None
+    assert options.compile is False  # off unless asked for: it needs a compiler and a slow first start
+    settings.set_value(Key.COMPILE, True)
+    assert options_from_settings(settings, "").compile is True

@@ -1,0 +1,89 @@
+"""The CPU step compiled with torch.compile: same results as eager, no recompiles, a safe fallback."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+import torch._dynamo
+import torch._inductor.config as inductor_config
+from torch._dynamo.utils import counters
+
+from core import KyutaiSpeechToTextProcessor
+from core.compiled_step import compiler_found
+from core.streaming import StreamingTranscriber
+
+pytestmark = pytest.mark.skipif(not compiler_found(), reason="torch.compile needs a C++ compiler (g++)")
+
+FRAME = 1920
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * 24000)) * 0.1).astype(np.float32)
+
+
+def stream_tokens(stream: StreamingTranscriber, clip: np.ndarray, pushes: list[int]) -> list[int]:
+    stream.reset()
+    at = 0
+    for n in pushes:
+        stream.push(clip[at:at + n])
+        at += n
+    stream.push(clip[at:])
+    stream.flush()
+    return stream.tokens[0]
+
+
+@pytest.fixture(scope="module")
+def fresh_dynamo():
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+def test_compiled_float32_stream_equals_eager_and_offline(tiny_checkpoint, fresh_dynamo):
+    folder = tiny_checkpoint("gqa")
+    eager = StreamingTranscriber.from_pretrained(folder)
+    compiled = StreamingTranscriber.from_pretrained(folder, compile=True)
+    processor = KyutaiSpeechToTextProcessor.from_pretrained(folder)
+    clip = noise(3.0, seed=41)
+    # frame by frame (the live graph), then blocks of several frames (eager codec, compiled decoder)
+    pushes = [FRAME] * 12 + [5 * FRAME, 3 * FRAME + 700, 1300]
+    tokens = stream_tokens(compiled, clip, pushes)
+    assert tokens == stream_tokens(eager, clip, pushes)
+    assert tokens == eager.model.generate(**processor(clip))[0].tolist()
+    assert compiled._stepper._compiled_frame.compiled and compiled._stepper._compiled_decode.compiled
+
+
+def test_compiled_int8_stream_runs_without_recompiling(tiny_checkpoint, fresh_dynamo):
+    folder = tiny_checkpoint("gqa")
+    stream = StreamingTranscriber.from_pretrained(folder, quantize="int8", compile=True)
+    graphs = counters["stats"]["unique_graphs"]
+    clip = noise(2.5, seed=42)
+    first = stream_tokens(stream, clip, [FRAME] * 10 + [4 * FRAME])
+    made = counters["stats"]["unique_graphs"] - graphs
+    assert made == 2  # the lone-frame graph and the decoder-step graph, once each
+    again = stream_tokens(stream, clip, [FRAME] * 10 + [4 * FRAME])  # reset(), same audio: nothing new
+    assert counters["stats"]["unique_graphs"] - graphs == made
+    assert again == first
+    eager = StreamingTranscriber.from_pretrained(folder, quantize="int8")
+    reference = stream_tokens(eager, clip, [FRAME] * 10 + [4 * FRAME])
+    # fused kernels round differently and int8 amplifies it: close, not identical
+    assert np.mean(np.array(first) == np.array(reference)) > 0.8
+
+
+def test_a_failed_compile_falls_back_to_eager(tiny_checkpoint, monkeypatch, caplog):
+    torch._dynamo.reset()
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)  # or a cached kernel would spare the compiler
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
+    folder = tiny_checkpoint("gqa")
+    compiled = StreamingTranscriber.from_pretrained(folder, compile=True)
+    clip = noise(1.5, seed=43)
+    with caplog.at_level(logging.WARNING, logger="core.compiled_step"):
+        tokens = stream_tokens(compiled, clip, [FRAME] * 6)
+    assert not compiled._stepper._compiled_frame.compiled
+    assert any("running it uncompiled" in r.getMessage() for r in caplog.records)
+    assert tokens == stream_tokens(StreamingTranscriber.from_pretrained(folder), clip, [FRAME] * 6)
+    torch._dynamo.reset()
