@@ -40,7 +40,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compile", action="store_true",
-        help="compile the CPU step with torch.compile: about 15%% faster per frame, but the first start "
+        help="compile the CPU step with torch.compile: about 12%% faster per frame, but the first start "
              "takes a minute and a C++ compiler (g++) must be installed; without one it runs uncompiled",
     )
 

@@ -5,19 +5,22 @@ each weight matrix streamed through the caches just before evicted the code and 
 need (an rms_norm takes 9 µs alone and 46 µs right after a 23 MB int8 matmul, on the 2-core test
 machine). Inductor fuses the norms, rotations, cache writes, activations and the codec's small
 convs into a few C++ kernels; the int8 matmuls stay fbgemm's, as the opaque op below. Measured on
-the stt-1b shape, int8, 2 cores: a live frame went from 72 to 59 ms (decoder 52 -> 46 ms).
+the stt-1b shape, int8, 2 cores: a live frame went from 70 to 62 ms, a frame of a file from 54
+to 51 ms (benchmarks/bench.py --compile).
 
-It needs a C++ compiler (g++ or clang) at run time and compiles once per process and batch size
-(about 45 s on 2 cores; inductor's on-disk cache makes later starts quicker). If compiling fails,
-one line is logged and the step runs eagerly, so opting in never breaks transcription. Outputs are
-not bit-identical to eager: fused kernels round differently, which int8 mode then amplifies; the
-drift from float32 stays that of eager int8 (benchmarks/README).
+It needs a C++ compiler (g++ or clang) at run time. FrameStepper compiles both of its graphs when
+it is built (a live session must not lose its first minute to compiling): on 2 cores that is about
+65 s the first time and 8 s on later starts, which reuse inductor's on-disk cache. If compiling
+fails, one line is logged and the step runs eagerly, so opting in never breaks transcription.
+Outputs are not bit-identical to eager: fused kernels round differently, which int8 mode then
+amplifies; measured against float32, compiled int8 drifts as far as eager int8 does.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 import weakref
 from typing import Any, Callable
@@ -63,10 +66,13 @@ class CompiledStep:
     """
 
     def __init__(self, fn: Callable[..., torch.Tensor], name: str):
+        # inductor caches in /tmp by default, which a reboot empties: keep it with the user's caches
+        cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(cache_home, "surtitle", "torchinductor"))
         self._eager = fn
         self.name = name
-        # dynamic=False: every call has the same shapes; freezing folds the weights into the graph
-        self._fn = torch.compile(fn, dynamic=False, options={"freezing": True})
+        # dynamic=False: every call has the same shapes (FrameStepper feeds fixed buffers)
+        self._fn = torch.compile(fn, dynamic=False)
         self.compiled = True
 
     def __call__(self, *args) -> torch.Tensor:

@@ -69,6 +69,16 @@ class FrameStepper:
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]
             self._compiled_frame = CompiledStep(self._one_frame, "frame")
             self._compiled_decode = CompiledStep(self._decode_heard, "decoder")
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile both graphs now, on silence: compiling on the first live frames would make a
+        session drop its first minute (the audio that piled up meanwhile is skipped as a gap)."""
+        silence = torch.zeros(self._ids.shape[0], 2 * self.model.config.frame_size, device=self._ids.device)
+        self.start()  # the decoder graph
+        self.step(silence)  # two frames: the batched codec, the decoder graph again
+        self.step(silence[:, :self.model.config.frame_size])  # one frame: the lone-frame graph
+        self.reset()
 
     @torch.inference_mode()  # the state tensors are inference tensors once stepped
     def reset(self, streams: torch.Tensor | None = None) -> None:

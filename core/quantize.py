@@ -169,7 +169,7 @@ def swap_in_int8(model: nn.Module, packer: BackgroundPacker | None = None) -> di
             for part, full in enumerate(projections):
                 setters[full] = partial(stacked.set_weight, part=part, packer=packer)
                 names.discard(full)
-    for name in names:
+    for name in sorted(names):  # a fixed order: compiled steps name these modules by number
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         old = getattr(parent, attr)
