@@ -34,6 +34,9 @@ class FrameStepper:
       its own place in the schedule (`step_index`); one at step 0 takes its BOS step and hears
       nothing, so streams can be reset (`reset(streams)`) and started one by one while the others
       go on. Fixed shapes, no host sync: this is the step core.cuda_graphs captures.
+
+    `compile=True` (CPU only; a GPU replays CUDA graphs instead) runs start()/step() through
+    torch.compile (core.compiled_step), compiling both graphs as the stepper is built.
     """
 
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int,
