@@ -151,16 +151,16 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state = {}
     release = ReleaseEvery(64 * 2**20)
-    with BackgroundPacker() if quantize == "int8" else nullcontext() as packer:
-        int8_setters = swap_in_int8(model, packer) if quantize == "int8" else {}
+    int8 = quantize == "int8"
+    with BackgroundPacker() if int8 else nullcontext() as packer:
+        int8_setters = swap_in_int8(model, packer) if int8 else {}
         for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):
             owner = name.rpartition(".")[0]
-            nbytes = tensor.numel() * tensor.element_size()
             if owner in int8_setters:
                 int8_setters[owner](tensor)  # quantized as it arrives: float32 never piles up
             else:
                 state[name] = tensor
-            release.add(nbytes)  # the read's and conversion's freed buffers go back to the OS
+            release.add(tensor.nbytes)  # the read's and conversion's freed buffers go back to the OS
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
     model.codec_model.quantizer.refresh()

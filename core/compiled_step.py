@@ -60,9 +60,10 @@ def compiler_found() -> bool:
 
 
 class CompiledStep:
-    """fn compiled on its first call; if that fails (no compiler, an unsupported op), fn runs eagerly.
+    """fn compiled on its first call; if that fails (an unsupported op, a broken toolchain), fn runs eagerly.
 
     A failed compile raises before the step runs anything, so falling back there loses no state.
+    Without a C++ compiler it does not try at all.
     """
 
     def __init__(self, fn: Callable[..., torch.Tensor], name: str):
@@ -74,6 +75,8 @@ class CompiledStep:
         # dynamic=False: every call has the same shapes (FrameStepper feeds fixed buffers)
         self._fn = torch.compile(fn, dynamic=False)
         self.compiled = True
+        if not compiler_found():  # say so now, rather than after tracing the whole step for nothing
+            self._give_up("no C++ compiler found (install g++)")
 
     def __call__(self, *args) -> torch.Tensor:
         if not self.compiled:
@@ -83,10 +86,12 @@ class CompiledStep:
         except Exception as exc:  # noqa: BLE001 - any compile failure: the eager step still works
             if not _is_compile_error(exc):
                 raise
-            log.warning("could not compile the %s step, running it uncompiled: %s",
-                        self.name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            self.compiled = False
+            self._give_up(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             return self._eager(*args)
+
+    def _give_up(self, why: str) -> None:
+        log.warning("could not compile the %s step, running it uncompiled: %s", self.name, why)
+        self.compiled = False
 
 
 def _is_compile_error(exc: Exception) -> bool:

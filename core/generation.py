@@ -72,7 +72,8 @@ class FrameStepper:
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]
             self._compiled_frame = CompiledStep(self._one_frame, "frame")
             self._compiled_decode = CompiledStep(self._decode_heard, "decoder")
-            self._warm_up()
+            if self._compiled_frame.compiled or self._compiled_decode.compiled:
+                self._warm_up()
 
     def _warm_up(self) -> None:
         """Compile both graphs now, on silence: compiling on the first live frames would make a

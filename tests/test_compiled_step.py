@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch._dynamo
+import torch._functorch.config
 import torch._inductor.config as inductor_config
 from torch._dynamo.utils import counters
 
@@ -73,14 +74,16 @@ def test_compiled_int8_stream_runs_without_recompiling(tiny_checkpoint, fresh_dy
     assert np.mean(np.array(first) == np.array(reference)) > 0.8
 
 
-def test_a_failed_compile_falls_back_to_eager(tiny_checkpoint, monkeypatch, caplog):
+@pytest.mark.parametrize("cxx", ["/nonexistent/c++", "false"], ids=["no-compiler", "compiler-fails"])
+def test_a_failed_compile_falls_back_to_eager(tiny_checkpoint, caplog, cxx):
     torch._dynamo.reset()
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)  # or a cached kernel would spare the compiler
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
     folder = tiny_checkpoint("gqa")
-    compiled = StreamingTranscriber.from_pretrained(folder, compile=True)
     clip = noise(1.5, seed=43)
-    with caplog.at_level(logging.WARNING, logger="core.compiled_step"):
+    # no cache: a kernel cached by an earlier test would spare the compiler
+    with inductor_config.patch({"fx_graph_cache": False, "cpp.cxx": (cxx,)}), \
+            torch._functorch.config.patch(enable_autograd_cache=False), \
+            caplog.at_level(logging.WARNING, logger="core.compiled_step"):
+        compiled = StreamingTranscriber.from_pretrained(folder, compile=True)  # compiles (or not) here
         tokens = stream_tokens(compiled, clip, [FRAME] * 6)
     assert not compiled._stepper._compiled_frame.compiled
     assert any("running it uncompiled" in r.getMessage() for r in caplog.records)
