@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _INT8_LINEARS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 _numbers = itertools.count()
+_told_no_compiler = False
 
 
 def register_int8_linear(module: Any) -> int:
@@ -76,7 +77,11 @@ class CompiledStep:
         self._fn = torch.compile(fn, dynamic=False)
         self.compiled = True
         if not compiler_found():  # say so now, rather than after tracing the whole step for nothing
-            self._give_up("no C++ compiler found (install g++)")
+            self.compiled = False
+            global _told_no_compiler
+            if not _told_no_compiler:  # one line per process, however many steps wanted compiling
+                _told_no_compiler = True
+                log.warning("cannot compile the step, running it uncompiled: no C++ compiler found (install g++)")
 
     def __call__(self, *args) -> torch.Tensor:
         if not self.compiled:

@@ -13,6 +13,7 @@ import torch._inductor.config as inductor_config
 from torch._dynamo.utils import counters
 
 from core import KyutaiSpeechToTextProcessor
+from core import compiled_step
 from core.compiled_step import compiler_found
 from core.streaming import StreamingTranscriber
 
@@ -75,8 +76,9 @@ def test_compiled_int8_stream_runs_without_recompiling(tiny_checkpoint, fresh_dy
 
 
 @pytest.mark.parametrize("cxx", ["/nonexistent/c++", "false"], ids=["no-compiler", "compiler-fails"])
-def test_a_failed_compile_falls_back_to_eager(tiny_checkpoint, caplog, cxx):
+def test_a_failed_compile_falls_back_to_eager(tiny_checkpoint, caplog, monkeypatch, cxx):
     torch._dynamo.reset()
+    monkeypatch.setattr(compiled_step, "_told_no_compiler", False)  # it says so once per process
     folder = tiny_checkpoint("gqa")
     clip = noise(1.5, seed=43)
     # no cache: a kernel cached by an earlier test would spare the compiler
