@@ -75,6 +75,25 @@ def test_compiled_int8_stream_runs_without_recompiling(tiny_checkpoint, fresh_dy
     assert np.mean(np.array(first) == np.array(reference)) > 0.8
 
 
+def test_two_compiled_streams_interleaved_each_hear_their_own_audio(tiny_checkpoint, fresh_dynamo):
+    # warm calls skip guard evaluation: a second stepper (same code, other model and buffers)
+    # must still run its own graph, not the first one's
+    folders = [tiny_checkpoint("gqa", seed=0), tiny_checkpoint("gqa", seed=3)]
+    compiled = [StreamingTranscriber.from_pretrained(f, compile=True) for f in folders]
+    clips = [noise(2.0, seed=43), noise(2.0, seed=44)]
+    for stream in compiled:
+        stream.reset()
+    for at in range(0, len(clips[0]) - FRAME + 1, FRAME):  # frame by frame, alternating streams
+        for stream, clip in zip(compiled, clips):
+            stream.push(clip[at:at + FRAME])
+    for stream in compiled:
+        stream.flush()
+    for folder, stream, clip in zip(folders, compiled, clips):
+        eager = StreamingTranscriber.from_pretrained(folder)
+        assert stream.tokens[0] == stream_tokens(eager, clip, [FRAME] * (len(clip) // FRAME))
+    assert compiled[0].tokens[0] != compiled[1].tokens[0]  # the two models do differ
+
+
 @pytest.mark.parametrize("cxx", ["/nonexistent/c++", "false"], ids=["no-compiler", "compiler-fails"])
 def test_a_failed_compile_falls_back_to_eager(tiny_checkpoint, caplog, monkeypatch, cxx):
     torch._dynamo.reset()
