@@ -76,7 +76,6 @@ class CompiledStep:
         # dynamic=False: every call has the same shapes (FrameStepper feeds fixed buffers)
         self._fn = torch.compile(fn, dynamic=False)
         self.compiled = True
-        self._warm = False  # guards are checked in full until the first call has compiled
         if not compiler_found():  # say so now, rather than after tracing the whole step for nothing
             self.compiled = False
             global _told_no_compiler
@@ -87,15 +86,8 @@ class CompiledStep:
     def __call__(self, *args) -> torch.Tensor:
         if not self.compiled:
             return self._eager(*args)
-        if self._warm:
-            # FrameStepper feeds the same buffers and modules every call, so the guards that would
-            # pick another graph cannot fail; checking them all cost 0.6 ms a call (stt-1b, 2 cores)
-            with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-                return self._fn(*args)
         try:
-            out = self._fn(*args)
-            self._warm = True
-            return out
+            return self._fn(*args)
         except Exception as exc:  # noqa: BLE001 - any compile failure: the eager step still works
             if not _is_compile_error(exc):
                 raise
