@@ -43,7 +43,7 @@ class FrameStepper:
                  per_frame: bool | None = None, compile: bool = False):
         cfg = model.config
         self.model = model
-        self._chunk = cfg.frame_size * model.codec_model.max_frames  # samples per codec call
+        self._chunk = cfg.frame_size * model.codec_model.frames_per_call(batch)  # samples per codec call
         self.codec_state = model.codec_model.new_state(batch)
         self.cache = model.model.new_cache(batch)
         device = model.device

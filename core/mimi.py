@@ -211,6 +211,16 @@ class MimiEncoder(nn.Module):
 
     max_frames = 32  # frames per encode call; sizes the transformer's ring cache
 
+    def frames_per_call(self, batch: int) -> int:
+        """How many frames of a `batch`-stream input one call should take.
+
+        About max_frames stream-frames in all: the first layers' activations (64 channels at 24 kHz,
+        0.5 MB per stream-frame) then stay within the caches, while the weights are still read once
+        for many frames. At batch 4 on the 2-core test machine, 8 frames per call took 3.9 ms per
+        stream-frame against 5.4 ms with 32.
+        """
+        return max(1, self.max_frames // batch)
+
     def __init__(self, cfg: MimiConfig):
         super().__init__()
         self.config = cfg
@@ -256,7 +266,7 @@ class MimiEncoder(nn.Module):
     def encode(self, audio: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
         """Whole clips [B, L] (L a multiple of frame_size) -> codes [B, K, L / frame_size]."""
         n = num_codebooks or self.config.num_quantizers
-        chunk = self.config.frame_size * self.max_frames
+        chunk = self.config.frame_size * self.frames_per_call(audio.shape[0])
         state = self.new_state(audio.shape[0])
         codes = [self.encode_frames(audio[:, i:i + chunk], state, n) for i in range(0, audio.shape[-1], chunk)]
         return torch.cat(codes, dim=1).transpose(1, 2)

@@ -79,14 +79,16 @@ def test_single_sample_pushes(engines):
     assert stream.tokens[0] == offline_tokens(stream, processor, clip)
 
 
-def test_batch_of_streams_equals_streams_one_by_one(engines):
+@pytest.mark.parametrize("push", [3000, 48000], ids=["small-pushes", "one-push"])
+def test_batch_of_streams_equals_streams_one_by_one(engines, push):
+    # one push of 25 frames: a batch of 3 takes 10 frames per codec call where one stream takes 32
     single, _ = engines("gqa")
     batched, _ = engines("gqa", batch_size=3)
     clips = np.stack([noise(2.0, seed=s) for s in (1, 2, 3)])
     batched.reset()
     words = [[] for _ in range(3)]
-    for at in range(0, clips.shape[1], 3000):
-        for b, w in enumerate(batched.push(clips[:, at:at + 3000])):
+    for at in range(0, clips.shape[1], push):
+        for b, w in enumerate(batched.push(clips[:, at:at + push])):
             words[b] += w
     for b, w in enumerate(batched.flush()):
         words[b] += w
