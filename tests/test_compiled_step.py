@@ -16,14 +16,11 @@ from core import KyutaiSpeechToTextProcessor
 from core import compiled_step
 from core.compiled_step import compiler_found
 from core.streaming import StreamingTranscriber
+from tests.signals import noise
 
 pytestmark = pytest.mark.skipif(not compiler_found(), reason="torch.compile needs a C++ compiler (g++)")
 
 FRAME = 1920
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(int(seconds * 24000)) * 0.1).astype(np.float32)
 
 
 def stream_tokens(stream: StreamingTranscriber, clip: np.ndarray, pushes: list[int]) -> list[int]:

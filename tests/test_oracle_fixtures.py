@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests import oracle
+from tests.signals import noise
 
 HUB_FILES = {
     "config.json",
@@ -17,10 +18,6 @@ HUB_FILES = {
     "tokenizer_config.json",
     "special_tokens_map.json",
 }
-
-
-def noise(seconds, seed):
-    return (np.random.default_rng(seed).standard_normal(int(seconds * oracle.SAMPLE_RATE)) * 0.1).astype(np.float32)
 
 
 def test_checkpoint_has_the_hub_files_and_loads_without_missing_keys(tiny_ckpt):

@@ -1,18 +1,13 @@
 """Our engine against transformers (the test-only oracle) on tiny random checkpoints."""
 
-import numpy as np
 import pytest
 import torch
 
 from core import KyutaiSpeechToTextForConditionalGeneration, KyutaiSpeechToTextProcessor
 from tests.oracle import VARIANTS, oracle_decode, oracle_generate, oracle_model
+from tests.signals import noise
 
 VARIANT_NAMES = sorted(VARIANTS)
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(seconds * 24000)) * 0.1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,15 @@ from app.pipeline_types import PipelineListener
 from core import StreamingTranscriber
 from core.words import Word
 from tests.fake_audio import FakeDevice, FakeSoundDevice
+from tests.signals import noise as engine_noise
 
 RATE = 48_000
 WAIT = 60  # seconds; only reached when something is broken
 
 
-def noise(seconds, seed, rate=RATE):
-    return (np.random.default_rng(seed).standard_normal(round(seconds * rate)) * 0.1).astype(np.float32)
+def noise(seconds: float, seed: int):
+    """Noise at the microphone's rate, as the capture delivers it."""
+    return engine_noise(seconds, seed, rate=RATE)
 
 
 class Recorder(PipelineListener):

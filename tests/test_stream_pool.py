@@ -15,13 +15,9 @@ from core import (AudioError, KyutaiSpeechToTextConfig, KyutaiSpeechToTextFeatur
                   StreamingTranscriber, StreamPool, TextTokenizer)
 from core.cuda_graphs import GraphedStep, graphs_wanted
 from core.generation import FrameStepper
+from tests.signals import noise
 
 FS = 1920
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(seconds * 24000)) * 0.1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

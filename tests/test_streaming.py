@@ -8,11 +8,7 @@ import torch
 
 from core import AudioError, KyutaiSpeechToTextProcessor, StreamingTranscriber
 from core.words import WordSegmenter
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(seconds * 24000)) * 0.1).astype(np.float32)
+from tests.signals import noise
 
 
 def random_chunks(audio: np.ndarray, rng: np.random.Generator):
