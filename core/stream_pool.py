@@ -8,8 +8,11 @@ the model's delay needs (as `StreamingTranscriber.flush` does); the slot drains 
 steps and frees itself when its schedule is done. `close(slot)` frees a slot at once.
 
 The schedule is FrameStepper's (`step_masked`): a slot's first step is its BOS step (no audio
-needed), then one frame per step, its silence prefix first. So every slot gives exactly the tokens
-its audio alone gives through `StreamingTranscriber` or `generate`. On a GPU the step is replayed
+needed), then one frame per step, its silence prefix first. So in float modes every slot gives
+exactly the tokens its audio alone gives through `StreamingTranscriber` or `generate`. In int8 a
+step of several slots quantizes each slot's activations alone: a stream's tokens never depend on
+its slot-mates, but they may differ from a run alone (one row: fbgemm's own rounding) as much as
+two int8 roundings do. On a GPU the step is replayed
 as a CUDA graph (core.cuda_graphs). Not thread-safe: one thread drives a pool.
 """
 

@@ -32,9 +32,24 @@ def test_int8_weights_are_per_channel():
     torch.manual_seed(1)
     weight = torch.randn(32, 64) * torch.logspace(-3, 1, 32)[:, None]  # rows of very different sizes
     x = torch.randn(4, 64)
-    exact, approx = x @ weight.T, _int8(weight)(x)
+    linear = _int8(weight)
+    exact, approx = x @ weight.T, torch.cat([linear(row[None]) for row in x])  # one row at a time, as live
     # per-channel scales keep every row's error relative to that row, small rows included
     assert ((approx - exact).abs().amax(0) / exact.abs().amax(0)).max() < 0.05
+
+
+def test_int8_rows_in_a_batch_do_not_depend_on_each_other():
+    torch.manual_seed(2)
+    weight = torch.randn(48, 256) / 16
+    linear = _int8(weight)
+    quiet, loud, other = torch.randn(3, 256)
+    loud = loud * 50  # fbgemm alone would give the whole batch a scale fit for this row
+    alone = linear(quiet[None])
+    with_loud, with_other = linear(torch.stack([quiet, loud])), linear(torch.stack([other, quiet, other]))
+    assert torch.equal(with_loud[0], with_other[1])  # the same output in any batch
+    exact = quiet @ weight.T
+    error = lambda y: (y - exact).norm() / exact.norm()  # noqa: E731
+    assert error(with_loud[0]) < 1.5 * error(alone[0]) < 0.05  # as precise as the row alone
 
 
 def test_int8_model_stacks_qkv_and_narrows_the_ring(tiny_checkpoint):

@@ -289,6 +289,20 @@ def test_pool_with_a_silence_prefix_and_words(parts):
         assert result[name][1] == tokens and result[name][2] == words
 
 
+def test_int8_pool_streams_do_not_hear_their_slot_mates(tiny_checkpoint):
+    """int8 quantizes each stream's activations alone: a loud slot-mate changes nothing of a stream."""
+    folder = tiny_checkpoint("gqa")
+    model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(folder, quantize="int8")
+    tokenizer = TextTokenizer.from_file(folder / "tokenizer.json")
+    features = KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder)
+    clip = noise(2.0, 31)
+    runs = []
+    for mate in (noise(2.0, 32) * 30, noise(2.4, 33)):  # loud, then quiet and longer
+        pool = StreamPool(model, tokenizer, features, slots=3)
+        runs.append(drive(pool, {"it": (0, clip, 1920, None), "mate": (0, mate, 1920, None)})["it"])
+    assert runs[0][3] and runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2]
+
+
 def test_pool_refuses_misuse(parts):
     model, tokenizer, features, _ = parts("window")
     pool = StreamPool(model, tokenizer, features, slots=1)
