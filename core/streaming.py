@@ -32,6 +32,7 @@ class StreamingTranscriber:
             raise ValueError("batch_size must be at least 1")
         self.model = model
         self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
         self.batch_size = batch_size
         self.sample_rate = model.config.sampling_rate
         self.frame_samples = model.config.frame_size

@@ -114,3 +114,61 @@ def test_unwritable_output_keeps_the_transcript(tiny_checkpoint, speech_like, tm
     assert result.returncode == 1 and "Traceback" not in result.stderr
     saved = list(tmp_path.glob("surtitle-*.txt"))
     assert result.stdout.strip() and saved and saved[0].read_text().strip() == result.stdout.strip()
+
+
+# --- several files at once (app/file_batches.py) ------------------------------------------------
+
+
+def _files(folder: Path, seconds: list[float]) -> list[Path]:
+    """Mono 16 kHz noise files of the given lengths (the CLI resamples them)."""
+    folder.mkdir()
+    paths = []
+    for i, s in enumerate(seconds):
+        audio = (np.random.default_rng(10 + i).standard_normal(round(s * 16000)) * 0.1).astype(np.float32)
+        paths.append(folder / f"f{i}.wav")
+        sf.write(paths[-1], audio, 16000, subtype="FLOAT")
+    return paths
+
+
+def _json_words(folder: Path, name: str) -> list[tuple]:
+    return [(w["text"], w["start"], w["end"]) for w in json.loads((folder / f"{name}.json").read_text())["words"]]
+
+
+def test_files_transcribed_together_get_the_words_each_gets_alone(tiny_checkpoint, tmp_path, monkeypatch):
+    from app import cli
+
+    pools = []
+    real_open_pool = cli.open_pool
+    monkeypatch.setattr(cli, "open_pool", lambda t, slots: pools.append(slots) or real_open_pool(t, slots))
+    # 2.4, 2.0 and 1.7 s go together; 0.9 s is too short to join them and runs alone
+    paths = _files(tmp_path / "in", [2.0, 0.9, 2.4, 1.7])
+    model = ["--model", str(tiny_checkpoint("gqa")), "--quantize", "none", "-f", "json"]
+    assert cli.main(["transcribe", *map(str, paths), *model, "-o", str(tmp_path / "together")]) == 0
+    assert pools == [3]
+    assert cli.main(["transcribe", *map(str, paths), *model, "-o", str(tmp_path / "alone"), "--batch", "1"]) == 0
+    assert pools == [3]  # --batch 1: no pool
+    for path in paths:
+        alone = _json_words(tmp_path / "alone", path.stem)
+        assert alone and _json_words(tmp_path / "together", path.stem) == alone
+    duration = json.loads((tmp_path / "together" / "f2.json").read_text())["meta"]["duration_s"]
+    assert duration == pytest.approx(2.4, abs=1e-3)
+
+
+def test_a_file_failing_part_way_spares_the_others_in_its_batch(tiny_checkpoint, tmp_path):
+    paths = _files(tmp_path / "in", [6.0, 6.5, 7.0])
+    bad = np.zeros(7 * 16000, np.float32)
+    bad[6 * 16000] = np.nan  # in its second 5 s block: the other files are well under way
+    sf.write(paths[2], bad, 16000, subtype="FLOAT")
+    model = ["--model", tiny_checkpoint("base"), "--quantize", "none", "-f", "json"]
+    together = surtitle("transcribe", *paths, *model, "-o", tmp_path / "together")
+    assert_one_line_error(together, "f2.wav", "0:00:06")
+    alone = surtitle("transcribe", *paths[:2], *model, "-o", tmp_path / "alone", "--batch", "1")
+    assert alone.returncode == 0, alone.stderr
+    assert not (tmp_path / "together" / "f2.json").exists()
+    for path in paths[:2]:
+        assert _json_words(tmp_path / "together", path.stem) == _json_words(tmp_path / "alone", path.stem)
+
+
+def test_compile_with_a_batch_is_a_usage_error(tmp_path):
+    result = surtitle("transcribe", tmp_path / "a.wav", tmp_path / "b.wav", "--compile", "--batch", "4")
+    assert result.returncode == 2 and "--compile transcribes one file at a time" in result.stderr
