@@ -33,7 +33,7 @@ from core.words import Word
 
 PROGRESS_MIN_S = 30.0  # shorter files finish before a progress bar would tell anything
 BLOCK_S = 5.0  # audio handed to the engine per push: bounded memory, frequent progress updates
-BATCH = 8  # files transcribed together at most (app/file_batches.py): 8 streams step in 2.4x one's time
+BATCH = 8  # files transcribed together at most (app/file_batches.py): 8 streams step in 2.6x one's time
 _CHECKPOINT_HINT = (
     "to run without the Hub, pass --model /path/to/folder holding the checkpoint's config.json, "
     "tokenizer.json and *.safetensors files"

@@ -2,7 +2,7 @@
 
 A decoder step reads every weight once whatever the batch, so streams stepped together cost much
 less than one after the other (stt-1b, int8, 2 CPU cores: a file alone takes 59 ms per 80 ms frame;
-a pool step takes 126 ms for 4 streams and 177 ms for 8, i.e. 31 and 22 ms per stream). A pool
+a pool step takes 132 ms for 4 streams and 187 ms for 8, i.e. 33 and 23 ms per stream). A pool
 steps every slot until the last of its files ends, so files are grouped by length: the longest file
 left opens a group, and files at least two thirds as long join it, up to `max_batch`. A file with
 no partner goes alone through the plain transcriber, which is cheaper than a pool of one.
