@@ -195,8 +195,12 @@ def time_transformers(theirs, shape: str, seconds: float, ours_f32=None) -> dict
     return out
 
 
-def logit_drift(reference, candidate, shape: str, seconds: float = 4.0) -> dict:
-    """How far a mode's logits move from float32 on the same stepped inputs."""
+def logit_drift(reference, candidate, shape: str, seconds: float = 4.0, batch: int = 1) -> dict:
+    """How far a mode's logits move from float32 on the same stepped inputs.
+
+    With batch > 1 the candidate steps the stream as row 0 of a batch whose other rows step other
+    inputs, so the figure also shows whatever the other streams do to it (they should do nothing).
+    """
     fe = features(shape)
     audio = torch.from_numpy(fe(test_audio(seconds, 1, seed=7)[0])["input_values"][0])
     codes = reference.codec_model.encode(audio[:, : audio.shape[-1] // 1920 * 1920], reference.config.num_codebooks)
@@ -205,12 +209,14 @@ def logit_drift(reference, candidate, shape: str, seconds: float = 4.0) -> dict:
                      torch.cat([torch.randint(4, cfg.vocab_size - 1, (1, codes.shape[-1], 1), generator=torch.Generator().manual_seed(7)),
                                 codes.transpose(1, 2)], dim=2)], dim=1)
     ids[0, 0, 0] = cfg.bos_token_id
-    caches = reference.model.new_cache(1), candidate.model.new_cache(1)
+    others = ids[:, torch.randperm(ids.shape[1], generator=torch.Generator().manual_seed(8))].expand(batch - 1, -1, -1)
+    ids_batch = torch.cat([ids, others])  # [batch, T, 1 + K]: row 0 the measured stream, the rest shuffled steps
+    caches = reference.model.new_cache(1), candidate.model.new_cache(batch)
     diffs, agree = [], []
     with torch.inference_mode():
         for t in range(ids.shape[1]):
             a = reference.step_logits(ids[:, t:t + 1], caches[0])
-            b = candidate.step_logits(ids[:, t:t + 1].to(candidate.device), caches[1]).to(a.device)
+            b = candidate.step_logits(ids_batch[:, t:t + 1].to(candidate.device), caches[1])[:1].to(a.device)
             diffs.append(float((a - b).abs().max()))
             agree.append(bool(a.argmax() == b.argmax()))
     return {"max_abs_logit_diff": max(diffs), "top1_agreement": float(np.mean(agree)), "steps": len(agree)}
@@ -259,8 +265,11 @@ def main(argv=None) -> int:
                 timed = (time_pool(model, args.shape, args.seconds, batch) if args.pool
                          else time_stream(model, args.shape, args.seconds, batch, args.block, compile=compiled))
                 # the drift is the eager step's; compiled int8 lands as far from float32 (its own noise)
-                run = {"mode": mode + ("+compile" if compiled else ""), "batch": batch, **timed,
-                       "drift": None if compiled else drift}
+                if drift is not None and batch > 1 and not compiled:  # one stream among `batch`
+                    run_drift = logit_drift(base, model, args.shape, batch=batch)
+                else:
+                    run_drift = None if compiled else drift
+                run = {"mode": mode + ("+compile" if compiled else ""), "batch": batch, **timed, "drift": run_drift}
                 results["runs"].append(run)
                 print(json.dumps(run), flush=True)
         if model is not base:
