@@ -7,8 +7,8 @@ own (see Int8Linear.forward), so no stream's precision depends on another's. A d
 every weight once, so on a CPU the step time follows the bytes read: int8 moves a quarter of
 float32's. For the same reason each attention's q, k and v are one stacked matmul, and the
 key/value ring, which attention reads whole every step, is kept in bfloat16 where the CPU has
-native bfloat16. The codec always stays float32:
-int8 there saved 5 ms a frame but changed one code in seven (measured on the random-weight 1b shape).
+native bfloat16. The codec always stays float32: int8 there saved 5 ms a frame but changed one
+code in seven (measured on the random-weight 1b shape).
 """
 
 from __future__ import annotations
