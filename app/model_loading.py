@@ -9,6 +9,7 @@ tensors while they are read. torch is imported here, on first use, so the pipeli
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -56,6 +57,42 @@ def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
         progress=lambda done, total: report("weights", done, total),
         **extra,
     )
+
+
+class KeptEngine:
+    """A transcriber factory that keeps the engine of a session that ended well for the next one.
+
+    Loading the 1b model takes about 10 s on a 2-core CPU (about 20 s with the compiled step), so
+    the app's second Start would otherwise wait that long again. At most one engine is held: a
+    session takes it (reset, as good as new) and gives it back as it ends; a session with other
+    options (model, device, precision, compile) drops it before loading its own, so two models
+    are never in memory at once. An engine whose session failed unexpectedly is not taken back.
+    """
+
+    def __init__(self, loader: Callable[[EngineOptions, LoadReport], Transcriber] = load_transcriber):
+        self._loader = loader
+        self._lock = threading.Lock()  # sessions run on worker threads, one after another
+        self._kept: tuple[tuple, Transcriber] | None = None
+
+    def __call__(self, options: EngineOptions, report: LoadReport) -> Transcriber:
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == engine_key(options):
+            kept[1].reset()
+            return kept[1]
+        del kept  # the other engine is freed before this one loads
+        return self._loader(options, report)
+
+    def give_back(self, engine: Transcriber, options: EngineOptions, healthy: bool) -> None:
+        """End of a session: keep `engine` for the next one if it ended well."""
+        if healthy:
+            with self._lock:
+                self._kept = (engine_key(options), engine)
+
+
+def engine_key(options: EngineOptions) -> tuple:
+    """What the loaded engine depends on: sessions with equal keys can share it."""
+    return (options.model, options.device, options.quantize, options.dtype, options.compile)
 
 
 def hub_progress_class(report: LoadReport) -> type:

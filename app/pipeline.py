@@ -95,6 +95,7 @@ class LivePipeline:
         self.session_id, self._capture, self._recorder = None, None, None
         self._paused, self._device_lost, self._journal_failing = False, False, False
         self._rtf, self._next_status = 0.0, 0.0
+        healthy = True  # no unexpected failure: the engine may serve another session
         try:
             self.load()
             if not stop.is_set():
@@ -103,12 +104,21 @@ class LivePipeline:
         except SurtitleError as exc:
             self._notify("on_error", str(exc))
         except Exception as exc:  # a bug: logged in full, shown in one line
+            healthy = False
             log.exception("live pipeline failed")
             self._notify("on_error", f"unexpected {type(exc).__name__}: {_first_line(exc)}")
         finally:
-            self._finish()
+            healthy = self._finish() and healthy
+            self._give_back_engine(healthy)
             self._notify("on_finished", self.session_id)
         return self.session_id
+
+    def _give_back_engine(self, healthy: bool) -> None:
+        """Hand the engine back to a factory that keeps it between sessions (app.model_loading.KeptEngine)."""
+        give_back = getattr(self._transcriber_factory, "give_back", None)
+        if give_back is not None and self.transcriber is not None:
+            engine, self.transcriber = self.transcriber, None
+            give_back(engine, self.options, healthy)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -159,9 +169,12 @@ class LivePipeline:
             self._journal_call(self.journal.commit_if_due)
             self._status()
 
-    def _finish(self) -> None:
-        """Stop capture, transcribe what it captured, flush the engine, end the session."""
+    def _finish(self) -> bool:
+        """Stop capture, transcribe what it captured, flush the engine, end the session.
+
+        Returns False if the engine failed unexpectedly on the way."""
         capture, recorder, sid = self._capture, self._recorder, self.session_id
+        healthy = True
         if capture is not None:
             capture.close()  # no more samples; the ring keeps what it has
         if recorder is not None and sid is None:  # failed before the session began
@@ -170,6 +183,7 @@ class LivePipeline:
             try:
                 recorder.finish(capture.ring, self.options.max_lag_s, self._paused)
             except Exception as exc:  # what is journaled already must still be ended
+                healthy = False
                 log.exception("finishing the session failed")
                 self._notify("on_error", f"the last words could not be transcribed ({type(exc).__name__}: "
                                          f"{_first_line(exc)})")
@@ -181,6 +195,7 @@ class LivePipeline:
             self._status(force=True)  # the final numbers
             self._close_audio(keep=True)
             self._end_session(sid)
+        return healthy
 
     def _close_audio(self, keep: bool) -> None:
         audio, self._recorder.audio = self._recorder.audio, None

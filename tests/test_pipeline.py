@@ -110,7 +110,7 @@ class Gate:
 class Session:
     """A pipeline running in a thread, fed by a fake 48 kHz microphone."""
 
-    def __init__(self, ckpt, tmp_path, ring_s=30.0, **options):
+    def __init__(self, ckpt, tmp_path, ring_s=30.0, engines=None, **options):
         self.sd = FakeSoundDevice([FakeDevice("Fake Mic", 1, float(RATE))])
         self.journal = Journal(tmp_path / "journal.sqlite3")
         self.listener = Recorder()
@@ -125,7 +125,7 @@ class Session:
         self.pipeline = LivePipeline(
             PipelineOptions(model=str(ckpt), status_interval_s=0.0, **options), self.listener,
             capture_factory=lambda opts: AudioCapture(sd=self.sd, ring_s=ring_s),
-            transcriber_factory=engine_factory, journal=self.journal)
+            transcriber_factory=engines or engine_factory, journal=self.journal)
         self.thread = threading.Thread(target=self.pipeline.run, args=(self.stop, self.pause))
         self.thread.start()
         assert self.listener.ready.wait(WAIT), self.listener.errors
@@ -302,6 +302,54 @@ def test_no_microphone_is_one_error_and_no_session(tiny_ckpt, tmp_path):
                                "server (PulseAudio, PipeWire) is running"]
     assert listener.session_id is None and journal.sessions() == []
     assert not (tmp_path / "audio").exists() or not any((tmp_path / "audio").iterdir())
+
+
+def test_a_second_session_reuses_the_engine_and_hears_only_its_own_audio(tiny_ckpt, tmp_path):
+    from app.model_loading import KeptEngine
+
+    loads = []
+
+    def loader(options, report):
+        loads.append(options.model)
+        return StreamingTranscriber.from_pretrained(tiny_ckpt)
+
+    engines = KeptEngine(loader)
+    speech = noise(2.5, seed=7)
+    words = []
+    for run in range(2):
+        s = Session(tiny_ckpt, tmp_path / f"run{run}", engines=engines)
+        s.feed(speech)
+        sid = s.finish()
+        assert s.listener.errors == []
+        words.append(s.journal.words(sid))
+        assert s.pipeline.transcriber is None  # given back: the pipeline holds no engine any more
+    assert loads == [str(tiny_ckpt)]  # loaded once, for both sessions
+    assert words[0] and words[1] == words[0]  # reset in between: nothing of the first session leaks
+
+
+def test_an_engine_that_failed_is_not_kept(tiny_ckpt, tmp_path):
+    from app.model_loading import KeptEngine
+
+    loads = []
+
+    class Broken:
+        sample_rate, delay_s, pending_text = 24_000, 0.5, ""
+
+        def push(self, pcm):
+            raise RuntimeError("kernel failure")
+
+        flush = push
+
+        def reset(self):
+            pass
+
+    engines = KeptEngine(lambda options, report: loads.append(1) or Broken())
+    for run in range(2):
+        s = Session(tiny_ckpt, tmp_path / f"run{run}", engines=engines)
+        s.feed(noise(0.5, seed=8))
+        s.finish()
+        assert any("kernel failure" in e for e in s.listener.errors)
+    assert len(loads) == 2
 
 
 def test_model_is_loaded_with_progress(tiny_ckpt, tmp_path):

@@ -95,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     from app.gui.session import SessionController
     from app.gui.settings import Settings
     from app.gui.worker import pipeline_factory_for
+    from app.model_loading import KeptEngine
 
     journal, journal_problem = open_journal()
     settings = Settings()
+    engines = KeptEngine()  # the model stays loaded between sessions: Start is immediate the second time
     window = MainWindow(settings, journal, icon=icon,
-                        controller=SessionController(pipeline_factory_for(journal)))
+                        controller=SessionController(pipeline_factory_for(journal, engines)))
     app.aboutToQuit.connect(window.controller.shutdown)  # a last resort: the window normally waits
     window.show()
     if journal_problem:

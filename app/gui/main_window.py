@@ -151,8 +151,8 @@ class MainWindow(QMainWindow):
         self.status.set_max_lag(float(getattr(options, "max_lag_s", 10.0)))
         self._live_words = []
         self.transcript.clear()
-        self.transcript.set_empty_message("Getting ready…", "The model loads once per session; "
-                                          "the first time it is also downloaded.")
+        self.transcript.set_empty_message("Getting ready…", "The model loads at the first Start and then "
+                                          "stays loaded; the first time it is also downloaded.")
         self.overlay.clear()
         self.controller.start(options)
 

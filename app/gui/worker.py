@@ -36,17 +36,22 @@ class Pipeline(Protocol):
 PipelineFactory = Callable[[Any, Any], Pipeline]  # (PipelineOptions, listener) -> pipeline
 
 
-def default_pipeline_factory(options: Any, listener: Any, journal: Any = None) -> Pipeline:
+def default_pipeline_factory(options: Any, listener: Any, journal: Any = None, engines: Any = None) -> Pipeline:
+    """A LivePipeline; `engines` (app.model_loading.KeptEngine) keeps the engine between sessions."""
     from app.pipeline import LivePipeline  # imported here: the engine loads only when a session starts
 
-    if journal is None:
-        return LivePipeline(options, listener)
-    return LivePipeline(options, listener, journal=journal)
+    extra: dict[str, Any] = {}
+    if journal is not None:
+        extra["journal"] = journal
+    if engines is not None:
+        extra["transcriber_factory"] = engines
+    return LivePipeline(options, listener, **extra)
 
 
-def pipeline_factory_for(journal: Any) -> PipelineFactory:
-    """Sessions written to `journal`, the same one History reads (it serves both threads)."""
-    return lambda options, listener: default_pipeline_factory(options, listener, journal)
+def pipeline_factory_for(journal: Any, engines: Any = None) -> PipelineFactory:
+    """Sessions written to `journal`, the same one History reads (it serves both threads), with
+    their engine from `engines` when given, so that a second Start does not load the model again."""
+    return lambda options, listener: default_pipeline_factory(options, listener, journal, engines)
 
 
 class TranscriptionWorker(QObject):
