@@ -17,6 +17,7 @@ from typing import Protocol, Sequence
 
 WORD_START_ID = 0  # "end of padding": the next piece opens a word
 TEXT_PAD_ID = 3  # nothing new in this step
+MAX_OPEN_PIECES = 200  # 16 s of text with no padding: never in speech; bounds a model that stopped padding
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,27 @@ class WordSegmenter:
             # a piece with no marker before it: the segment starts where the marker would have been
             self._open_index = index - 1
         self._pieces.append(token_id)
+        if len(self._pieces) >= MAX_OPEN_PIECES:
+            return self._close_early(index)
         return []
 
     def flush(self, index: int) -> list[Word]:
         """Close whatever is open at the end of the stream."""
         return self._close(index)
+
+    def _close_early(self, index: int) -> list[Word]:
+        """A segment no padding ends (a broken or random model): its words but the last become final
+        now, so that memory stays bounded and the journal keeps them; the last may still grow."""
+        last = max((j for j, tok in enumerate(self._pieces) if self._decoder.is_word_start(tok)), default=0)
+        if last == 0:  # one endless word: cut it here
+            return self._close(index + 1)
+        # pieces are one per step while a segment is open: piece j was fed at open_index + 1 + j, so
+        # the step before the last word's first piece plays the marker that would have split them
+        split = self._open_index + last
+        keep, self._pieces = self._pieces[last:], self._pieces[:last]
+        words = self._close(split)
+        self._open_index, self._pieces = split, keep
+        return words
 
     def _close(self, index: int) -> list[Word]:
         if not self._pieces:

@@ -1,6 +1,7 @@
 """Word segmentation and timing from a synthetic token stream (Kyutai's rule)."""
 
-from core.words import Word, WordSegmenter
+from core import words as words_module
+from core.words import MAX_OPEN_PIECES, Word, WordSegmenter
 
 # a toy piece table: 4 = "▁hel", 5 = "lo", 6 = "▁world", 7 = "▁big", 8 = "!"
 PIECES = {4: "\u2581hel", 5: "lo", 6: "\u2581world", 7: "\u2581big", 8: "!"}
@@ -75,3 +76,26 @@ def test_piece_without_marker_opens_its_own_segment():
     tokens = [3, 3, 6, 3]
     words, _ = run(tokens, offset_s=0.0)
     assert words == [Word("world", t(2, 0.0), t(4, 0.0))]
+
+
+def test_a_segment_no_padding_ends_gives_its_words_as_it_goes(monkeypatch):
+    # a model that never pads again: words must still become final (bounded memory, journaled)
+    tokens = [3] * 4 + [0] + [7, 8, 6] * 200 + [3]  # "big! world" repeated, one closing pad at the end
+    seg = WordSegmenter(ToyPieces(), frame_rate=12.5, offset_s=0.5)
+    during = []
+    for index, tok in enumerate(tokens[:-1], start=1):
+        during += seg.feed(index, tok)
+        assert len(seg._pieces) < MAX_OPEN_PIECES
+    words = during + seg.feed(len(tokens), tokens[-1])
+    assert len(during) > 300  # most became final before the stream padded
+    monkeypatch.setattr(words_module, "MAX_OPEN_PIECES", 10**9)
+    unbounded, _ = run(tokens)
+    assert words == unbounded  # the same words and times as one long segment: none split, lost or moved
+
+
+def test_one_endless_word_is_cut_at_the_bound():
+    seg = WordSegmenter(ToyPieces(), frame_rate=12.5, offset_s=0.0)
+    words = []
+    for index in range(1, 2 * MAX_OPEN_PIECES + 1):
+        words += seg.feed(index, 5)  # "lo" forever, never a word start
+    assert len(words) == 2 and words[0].text == "lo" * MAX_OPEN_PIECES
