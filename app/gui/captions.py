@@ -70,8 +70,22 @@ class CaptionBuffer:
                 finals.append("")
         lines = [CaptionLine(text) for text in finals]
         if self._partial:
-            lines[-1] = CaptionLine(lines[-1].final, self._partial)
+            partial = self._partial if lines[-1].final else self._tail(self._partial)
+            lines[-1] = CaptionLine(lines[-1].final, partial)
         return lines[-self._max_lines:]
+
+    def _tail(self, text: str) -> str:
+        """`text`, or as much of its end as fits behind "…": the newest words are the ones to show."""
+        if self._measure(text) <= self._width:
+            return text
+        lo, hi = 1, len(text)  # the smallest cut that fits: more text kept is always wider
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._measure("…" + text[mid:]) <= self._width:
+                hi = mid
+            else:
+                lo = mid + 1
+        return "…" + text[lo:]
 
     def _wrap(self, words: Sequence[str]) -> list[list[str]]:
         lines: list[list[str]] = []

@@ -45,6 +45,15 @@ def test_partial_alone():
     assert buf.lines() == [CaptionLine("", "hel")]
 
 
+def test_a_partial_wider_than_the_box_shows_its_newest_end():
+    buf = buffer(width=10)
+    buf.set_partial("averyveryverylongword still growing")  # a model gone wrong; real ones say a word or two
+    assert buf.lines() == [CaptionLine("", "…l growing")]  # as much of the end as fits, behind "…"
+    buf.append_words(["ok"])
+    buf.set_partial("averyveryverylongword")  # after final words it goes to a line of its own, and is cut
+    assert buf.lines() == [CaptionLine("ok"), CaptionLine("", "…ylongword")]
+
+
 def test_final_words_replace_the_partial():
     buf = buffer()
     buf.set_partial("wor")
