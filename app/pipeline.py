@@ -113,6 +113,10 @@ class LivePipeline:
             self._notify("on_finished", self.session_id)
         return self.session_id
 
+    def release(self) -> None:
+        """Done without a session (stopped while loading): the engine goes back to a factory that keeps it."""
+        self._give_back_engine(healthy=True)
+
     def _give_back_engine(self, healthy: bool) -> None:
         """Hand the engine back to a factory that keeps it between sessions (app.model_loading.KeptEngine)."""
         give_back = getattr(self._transcriber_factory, "give_back", None)

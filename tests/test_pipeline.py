@@ -327,6 +327,19 @@ def test_a_second_session_reuses_the_engine_and_hears_only_its_own_audio(tiny_ck
     assert words[0] and words[1] == words[0]  # reset in between: nothing of the first session leaks
 
 
+def test_an_engine_loaded_for_a_session_that_never_began_is_kept(tiny_ckpt, tmp_path):
+    from app.model_loading import KeptEngine
+
+    loads = []
+    engines = KeptEngine(lambda options, report: loads.append(1) or StreamingTranscriber.from_pretrained(tiny_ckpt))
+    stopped = LivePipeline(PipelineOptions(model=str(tiny_ckpt)), Recorder(), transcriber_factory=engines)
+    stopped.load()
+    stopped.release()  # Stop pressed while it loaded
+    again = LivePipeline(PipelineOptions(model=str(tiny_ckpt)), Recorder(), transcriber_factory=engines)
+    again.load()
+    assert loads == [1] and stopped.transcriber is None and again.transcriber is not None
+
+
 def test_an_engine_that_failed_is_not_kept(tiny_ckpt, tmp_path):
     from app.model_loading import KeptEngine
 

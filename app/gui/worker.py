@@ -31,6 +31,7 @@ class Pipeline(Protocol):
 
     def load(self) -> None: ...
     def run(self, stop: threading.Event, pause: threading.Event | None = None) -> None: ...
+    def release(self) -> None: ...
 
 
 PipelineFactory = Callable[[Any, Any], Pipeline]  # (PipelineOptions, listener) -> pipeline
@@ -87,8 +88,10 @@ class TranscriptionWorker(QObject):
         try:
             pipeline = self._factory(self._options, listener)
             pipeline.load()
-            if not self._stop.is_set():  # Stop pressed while the model was loading
+            if not self._stop.is_set():
                 pipeline.run(self._stop, self._pause)
+            else:  # Stop pressed while the model was loading: no session, but keep the engine loaded
+                pipeline.release()
         except Exception as exc:  # the one place the worker catches everything: log it, say it
             log.exception("live session failed")
             message = describe(exc)

@@ -38,6 +38,7 @@ class FakePipeline:
     load_gate: threading.Event | None = None  # when set by the test, load() waits for it
     paused_seen: list = field(default_factory=list)
     session_id: int = 7
+    released: bool = False  # release() was called: done without a session
 
     def push(self, command) -> None:
         self.commands.put(command)
@@ -49,6 +50,9 @@ class FakePipeline:
         if self.load_error is not None:
             raise self.load_error
         self.listener.on_loading("weights", 2, 2)
+
+    def release(self) -> None:
+        self.released = True
 
     def run(self, stop: threading.Event, pause: threading.Event | None = None) -> None:
         # As the real pipeline: the session opens (and on_ready comes) inside run, not load.

@@ -104,6 +104,7 @@ def test_stop_while_loading_skips_the_session(qtbot, controller):
     with qtbot.waitSignal(session.finished, timeout=5000):
         gate.set()
     assert session.state is SessionState.IDLE
+    assert factory.latest.released  # the loaded engine is handed back for the next Start
 
 
 def test_pipeline_errors_pass_through_as_one_line(qtbot, controller):
