@@ -58,8 +58,10 @@ def test_a_killed_recording_is_readable_and_repairable(tmp_path):
         proc.wait()
 
     data, _ = sf.read(path, dtype="int16")  # libsndfile reads it as it is
-    assert len(data) >= written and len(data) % 1920 == 0
-    np.testing.assert_array_equal(data[:1920], np.arange(1920))
+    # everything reported written is there, in order; the kill may land mid-block (a busy machine
+    # lets the writer run on), so the file may end inside a block
+    assert len(data) >= written
+    np.testing.assert_array_equal(data, np.resize(np.arange(1920, dtype=np.int16), len(data)))
     with pytest.raises(wave.Error):  # a reader that trusts the header (sizes still 0) finds nothing...
         wave.open(str(path))
     assert repair(path) == len(data)
