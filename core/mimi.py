@@ -120,6 +120,13 @@ class Codebook(nn.Module):
         self.centroids = c
         self._augmented_t = torch.cat([c, torch.ones_like(norm), norm], dim=-1)[None].mT  # [1, dim + 2, N]
 
+    def _apply(self, fn, recurse=True):
+        # .to(device) / .cuda() move the buffers; the tables derived from them must follow
+        super()._apply(fn, recurse)
+        if self._augmented_t is not None:
+            self.refresh()
+        return self
+
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, dim] -> index of the nearest centroid [M] (Euclidean, ties to the lowest index)."""
         if self._augmented_t is None:

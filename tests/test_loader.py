@@ -162,3 +162,12 @@ def test_missing_tokenizer_is_named(ckpt_copy):
     (ckpt_copy / "tokenizer.json").unlink()
     with pytest.raises(CheckpointError, match="tokenizer.json"):
         StreamingTranscriber.from_pretrained(ckpt_copy)
+
+
+def test_a_model_moved_after_loading_runs_where_it_was_moved(tiny_checkpoint):
+    # HF habit: from_pretrained(...).to("cuda"). The codebooks' derived tables must move too; the
+    # meta device stands in for a GPU here (shapes only, no data)
+    model = Model.from_pretrained(tiny_checkpoint("base"))
+    model.to("meta")
+    codes = model.codec_model.encode(torch.zeros(1, 4 * 1920, device="meta"), 4)
+    assert codes.device.type == "meta" and codes.shape == (1, 4, 4)
