@@ -117,8 +117,9 @@ class Codebook(nn.Module):
     def refresh(self) -> None:
         c = self.embed_sum.float() / self.cluster_usage.float().clamp(min=1e-5)[:, None]
         norm = c.pow(2).sum(-1, keepdim=True)
-        self.centroids = c
-        self._augmented_t = torch.cat([c, torch.ones_like(norm), norm], dim=-1)[None].mT  # [1, dim + 2, N]
+        table = torch.cat([c, torch.ones_like(norm), norm], dim=-1)  # [N, dim + 2]
+        self.centroids = table[:, :-2]  # a view: the centroids are stored once (67 MB for 32 books)
+        self._augmented_t = table[None].mT  # [1, dim + 2, N]
 
     def _apply(self, fn, recurse=True):
         # .to(device) / .cuda() move the buffers; the tables derived from them must follow
