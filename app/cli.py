@@ -33,6 +33,7 @@ from core.words import Word
 
 PROGRESS_MIN_S = 30.0  # shorter files finish before a progress bar would tell anything
 BLOCK_S = 5.0  # audio handed to the engine per push: bounded memory, frequent progress updates
+_BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # seconds of audio
 BATCH = 8  # files transcribed together at most (app/file_batches.py): 8 streams step in 2.6x one's time
 _CHECKPOINT_HINT = (
     "to run without the Hub, pass --model /path/to/folder holding the checkpoint's config.json, "
@@ -228,12 +229,12 @@ class _FileJobs:
         pool = open_pool(transcriber, len(group))
         total = sum(self.jobs[i][2] for i in group)
         with tqdm(total=total, desc=f"{len(group)} files", file=sys.stderr, disable=not self._show_progress(total),
-                  bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
+                  bar_format=_BAR_FORMAT) as bar:
             transcribe_together(
                 pool, [self.jobs[i][0] for i in group], BLOCK_S,
                 on_done=lambda k, words, seconds: self.file_done(group[k], words, seconds),
                 on_failed=lambda k, exc: self.file_failed(group[k], exc),
-                on_seconds=lambda s: bar.update(min(s, bar.total - bar.n)),
+                on_seconds=lambda s: _advance(bar, s),
             )
             bar.update(bar.total - bar.n)
 
@@ -287,16 +288,21 @@ def transcribe_file(
     samples = 0
     with tqdm(
         total=audio_duration_s(path), desc=path.name, file=sys.stderr, disable=not show_progress,
-        bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
+        bar_format=_BAR_FORMAT,
     ) as bar:
         for block in iter_audio_blocks(path, block_s=BLOCK_S, sample_rate=rate):
             words.extend(transcriber.push(block))
             samples += len(block)
-            # the resampled length may round a little past the header's, which tqdm would warn about
-            bar.update(min(len(block) / rate, bar.total - bar.n))
+            _advance(bar, len(block) / rate)
         words.extend(transcriber.flush())
         bar.update(bar.total - bar.n)  # and may fall a little short of it: end the bar full
     return words, samples / rate
+
+
+def _advance(bar, seconds: float) -> None:
+    """Move a progress bar of audio seconds on, never past its total (the resampled length may
+    round a little past the header's, which tqdm would warn about)."""
+    bar.update(min(seconds, bar.total - bar.n))
 
 
 def _load_model(factory: TranscriberFactory, options: ModelOptions) -> Transcriber:
