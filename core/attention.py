@@ -11,13 +11,13 @@ from .layers import rotate
 
 
 class Attention(nn.Module):
-    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int):
+    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, linear: type[nn.Linear] = nn.Linear):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
-        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
-        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
-        self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False)
+        self.q_proj = linear(hidden, heads * head_dim, bias=False)
+        self.k_proj = linear(hidden, kv_heads * head_dim, bias=False)
+        self.v_proj = linear(hidden, kv_heads * head_dim, bias=False)
+        self.o_proj = linear(heads * head_dim, hidden, bias=False)
         self.qkv_proj: nn.Module | None = None  # q, k and v in one matmul, once stack_qkv() is called
 
     def stack_qkv(self, stacked: nn.Module) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import few_row_linear
+
 
 class CausalConv1d(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1,
@@ -54,6 +56,6 @@ class CausalConv1d(nn.Module):
         b, c_in, _ = inp.shape
         k, s = w.shape[-1], self.stride
         cols = inp.unfold(2, k, s).transpose(1, 2).reshape(-1, c_in * k)  # [B * T_out, C_in * k]
-        flat = w.reshape(w.shape[0], -1).t()  # [C_in * k, C_out]
-        out = torch.addmm(self.conv.bias, cols, flat) if self.conv.bias is not None else cols @ flat
+        # a live frame gives the last convs 1 or 2 output steps: the few-row form reads W fastest
+        out = few_row_linear(cols, w.reshape(w.shape[0], -1), self.conv.bias)  # [B * T_out, C_out]
         return out.view(b, -1, w.shape[0]).transpose(1, 2)  # [B, C_out, T_out]

@@ -44,13 +44,36 @@ class GatedMLP(nn.Module):
         return self.fc2(F.silu(gate) * value)
 
 
+def few_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear (x [..., in] -> [..., out]) in the form that is fast when x has few rows.
+
+    A live frame gives the codec's transformer 2 rows and its last convolutions 1 or 2, so each of
+    its products reads a weight matrix to use it on a couple of vectors. As x @ W^T (F.linear) MKL
+    takes its small-matrix path, which on AVX2 CPUs (AMD Zen 3, 2 cores) reads weights at 4-7 GB/s;
+    the same product as W @ x^T runs at 9-16 GB/s (the codec transformer's 100 MB: 24 -> 12 ms).
+    The two equal each other to rounding (bit for bit from 64 rows up, on that machine).
+    """
+    flat = x.reshape(-1, x.shape[-1])  # [M, in]
+    out = torch.mm(weight, flat.t()).t()  # [M, out], a transposed view of W @ x^T
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+class FewRowLinear(nn.Linear):
+    """nn.Linear (same parameters and checkpoint keys) that computes through few_row_linear."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return few_row_linear(x, self.weight, self.bias)
+
+
 class GeluMLP(nn.Module):
     """Codec FFN: plain exact-erf GELU between two bias-free linears."""
 
     def __init__(self, hidden: int, inner: int):
         super().__init__()
-        self.fc1 = nn.Linear(hidden, inner, bias=False)
-        self.fc2 = nn.Linear(inner, hidden, bias=False)
+        self.fc1 = FewRowLinear(hidden, inner, bias=False)
+        self.fc2 = FewRowLinear(inner, hidden, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))

@@ -16,7 +16,7 @@ from .attention import Attention
 from .config import MimiConfig
 from .conv import CausalConv1d
 from .kv_cache import RingKVCache, stream_mask
-from .layers import GeluMLP, LayerScale, Rotary
+from .layers import FewRowLinear, GeluMLP, LayerScale, Rotary
 
 
 class ResBlock(nn.Module):
@@ -72,7 +72,8 @@ class CodecTransformerLayer(nn.Module):
         super().__init__()
         d = cfg.hidden_size
         self.input_layernorm = nn.LayerNorm(d, eps=cfg.norm_eps)
-        self.self_attn = Attention(d, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim)
+        # the codec steps 2 rows per live frame: its linears take the few-row form
+        self.self_attn = Attention(d, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, FewRowLinear)
         self.self_attn_layer_scale = LayerScale(d)
         self.post_attention_layernorm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.mlp = GeluMLP(d, cfg.intermediate_size)
@@ -102,9 +103,12 @@ class CodecTransformer(nn.Module):
 class Codebook(nn.Module):
     """Centroids are stored as running sums and counts; we divide once after loading.
 
-    Nearest-centroid search does exactly what `torch.cdist` does for large inputs (one matmul of
-    augmented vectors: [-2x, |x|^2, 1] . [c, 1, |c|^2], clamped, square-rooted), so codes equal
-    the reference bit for bit, but the centroid half is computed once instead of every frame.
+    Nearest-centroid search does what `torch.cdist` does for large inputs (one matmul of augmented
+    vectors: [-2x, |x|^2, 1] . [c, 1, |c|^2], clamped, square-rooted), so codes equal the
+    reference's, but the centroid half is computed once instead of every frame. That half is kept
+    transposed and contiguous ([dim + 2, N]): a live frame searches with one row, and a row times a
+    contiguous matrix is the form MKL reads fastest (on AVX2, 2 MB in 157 instead of 353 us; 32
+    searches a frame); from 32 rows up the product is bit for bit the same either way.
     """
 
     def __init__(self, cfg: MimiConfig):
@@ -117,9 +121,9 @@ class Codebook(nn.Module):
     def refresh(self) -> None:
         c = self.embed_sum.float() / self.cluster_usage.float().clamp(min=1e-5)[:, None]
         norm = c.pow(2).sum(-1, keepdim=True)
-        table = torch.cat([c, torch.ones_like(norm), norm], dim=-1)  # [N, dim + 2]
-        self.centroids = table[:, :-2]  # a view: the centroids are stored once (67 MB for 32 books)
-        self._augmented_t = table[None].mT  # [1, dim + 2, N]
+        table_t = torch.cat([c, torch.ones_like(norm), norm], dim=-1).t().contiguous()  # [dim + 2, N]
+        self.centroids = table_t[:-2].t()  # a view [N, dim]: the centroids are stored once (67 MB for 32 books)
+        self._augmented_t = table_t
 
     def _apply(self, fn, recurse=True):
         # .to(device) / .cuda() move the buffers; the tables derived from them must follow
@@ -134,9 +138,9 @@ class Codebook(nn.Module):
             self.refresh()
         x = x.float()
         norm = x.pow(2).sum(-1, keepdim=True)
-        augmented = torch.cat([x.mul(-2), norm, torch.ones_like(norm)], dim=-1)[None]  # [1, M, dim + 2]
-        dist = augmented.matmul(self._augmented_t).clamp_min_(0).sqrt_()  # [1, M, N]
-        return dist[0].argmin(dim=-1)
+        augmented = torch.cat([x.mul(-2), norm, torch.ones_like(norm)], dim=-1)  # [M, dim + 2]
+        dist = torch.mm(augmented, self._augmented_t).clamp_min_(0).sqrt_()  # [M, N]
+        return dist.argmin(dim=-1)
 
 
 class _CodebookHolder(nn.Module):
