@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import torch
 
+from .compiled_step import compiler_found
 from .cuda_graphs import GraphedStep, graphs_wanted
 from .kv_cache import stream_mask
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
+from .quantize import compiled_kv_dtype
 
 
 def steps_for(total_samples: int, frame_size: int) -> int:
@@ -44,9 +46,13 @@ class FrameStepper:
         cfg = model.config
         self.model = model
         self._chunk = cfg.frame_size * model.codec_model.frames_per_call(batch)  # samples per codec call
-        self.codec_state = model.codec_model.new_state(batch)
-        self.cache = model.model.new_cache(batch)
         device = model.device
+        if per_frame is None:
+            per_frame = graphs_wanted(device)
+        compiled = compile and not per_frame
+        self.codec_state = model.codec_model.new_state(batch)
+        narrow = compiled_kv_dtype(model) if compiled and compiler_found() else None
+        self.cache = model.model.new_cache(batch, dtype=narrow)
         self._ids = torch.empty(batch, 1, 1 + cfg.num_codebooks, dtype=torch.long, device=device)
         self._bos = torch.tensor([cfg.bos_token_id] + [cfg.audio_bos_token_id] * cfg.num_codebooks, device=device)
         self._num_codebooks = cfg.num_codebooks
@@ -57,15 +63,13 @@ class FrameStepper:
         # On a GPU the step is a few hundred small kernels, so launches cost more than the work: there
         # start()/step() replay the captured masked step once per frame, every stream active. On a CPU
         # the codec instead takes up to max_frames frames per call (its weights read once for all).
-        if per_frame is None:
-            per_frame = graphs_wanted(device)
         self._per_frame = GraphedStep(self._masked, device) if per_frame else None
         self._everyone = torch.ones(batch, dtype=torch.bool, device=device)
         # compile (CPU): a lone frame runs codec and decoder as one compiled graph; frames that come
         # several at once keep the batched eager codec and run each decoder step compiled. Inputs go
         # through fixed buffers so that every call has the same shapes and strides (no recompiles).
         self._compiled_frame = self._compiled_decode = None
-        if compile and self._per_frame is None:
+        if compiled:
             from .compiled_step import CompiledStep
 
             self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]

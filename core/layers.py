@@ -95,10 +95,26 @@ class Rotary:
         """positions [B, S] (int) -> cos, sin [B, 1, S, head_dim] ready to broadcast over heads."""
         if self.inv_freq.device != positions.device:
             self.inv_freq = self.inv_freq.to(positions.device)
-        inv_freq = self.inv_freq
-        freqs = positions.float()[..., None] * inv_freq  # [B, S, D/2]
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [B, 1, S, D]
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        cos, sin = rope_table(positions, self.inv_freq)
+        return cos.to(dtype), sin.to(dtype)
+
+
+@torch.library.custom_op("surtitle::rope_table", mutates_args=())
+def rope_table(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [B, S], inv_freq [D/2] -> cos, sin [B, 1, S, D] float32.
+
+    An opaque op, so that a compiled step computes the angles once: inlined, inductor evaluated
+    cos and sin inside each attention loop that reads a rotated query, once per key slot.
+    """
+    freqs = positions.float()[..., None] * inv_freq  # [B, S, D/2]
+    emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [B, 1, S, D]
+    return emb.cos(), emb.sin()
+
+
+@rope_table.register_fake
+def _(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (positions.shape[0], 1, positions.shape[1], 2 * inv_freq.shape[0])
+    return positions.new_empty(shape, dtype=torch.float32), positions.new_empty(shape, dtype=torch.float32)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -105,9 +105,9 @@ class KyutaiSpeechToTextModel(nn.Module):
         # bfloat16): attention over the whole ring reads them every step, so bytes are time
         self.kv_dtype: torch.dtype | None = None
 
-    def new_cache(self, batch: int, max_chunk: int = 1) -> RingKVCache:
+    def new_cache(self, batch: int, max_chunk: int = 1, dtype: torch.dtype | None = None) -> RingKVCache:
         p = self.norm.weight
-        dtype = self.kv_dtype or self.embed_tokens.embed_tokens.weight.dtype
+        dtype = dtype or self.kv_dtype or self.embed_tokens.embed_tokens.weight.dtype
         return RingKVCache(layers=self.config.num_hidden_layers, batch=batch, kv_heads=self.config.num_key_value_heads,
                            head_dim=self.config.head_dim, window=self.config.sliding_window, max_chunk=max_chunk,
                            dtype=dtype, device=p.device)

@@ -21,3 +21,19 @@ def configure_threads(threads: int | None = None) -> int:
         threads = int(env) if env else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()
+
+
+def _cpu_has_native_bfloat16() -> bool:
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # an older or non-x86 build: stay with float32
+        return False
+
+
+_NATIVE_BFLOAT16 = _cpu_has_native_bfloat16()  # asked once: torch.compile cannot trace the query itself
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
+    return _NATIVE_BFLOAT16

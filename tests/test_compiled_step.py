@@ -66,6 +66,8 @@ def test_compiled_int8_stream_runs_without_recompiling(tiny_checkpoint, fresh_dy
     again = stream_tokens(stream, clip, [FRAME] * 10 + [4 * FRAME])  # reset(), same audio
     assert counters["stats"]["unique_graphs"] - graphs == 2  # streaming compiled nothing more
     assert again == first
+    # compiled, the ring is bfloat16 whether or not the CPU has native bfloat16 (its widening is fused)
+    assert stream._stepper.cache.keys[0].dtype == torch.bfloat16
     eager = StreamingTranscriber.from_pretrained(folder, quantize="int8")
     reference = stream_tokens(eager, clip, [FRAME] * 10 + [4 * FRAME])
     # fused kernels round differently and int8 amplifies it: close, not identical

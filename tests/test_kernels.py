@@ -1,4 +1,4 @@
-"""The hand-picked forms of the codec's hot products give the same numbers as the plain forms."""
+"""The hand-picked forms of the hot products give the same numbers as the plain forms, eager and compiled."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.attention import widening_attention
+from core.compiled_step import compiler_found
 from core.config import MimiConfig
-from core.layers import FewRowLinear, few_row_linear
+from core.layers import FewRowLinear, Rotary, few_row_linear
 from core.mimi import Codebook
+
+needs_compiler = pytest.mark.skipif(not compiler_found(), reason="torch.compile needs a C++ compiler (g++)")
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 17, 64])
@@ -41,3 +45,56 @@ def test_codebook_search_finds_the_nearest_centroid(rows):
     centroids = book.embed_sum / book.cluster_usage[:, None]
     torch.testing.assert_close(book.centroids, centroids)
     assert torch.equal(book.nearest(x), torch.cdist(x, centroids).argmin(dim=-1))
+
+
+def ring(kv_heads: int, slots: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of 2 streams, stored in bfloat16 as a compiled int8 step stores them."""
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(2, kv_heads, slots, dim, generator=g).to(torch.bfloat16) for _ in range(2))
+
+
+def partly_filled(slots: int) -> torch.Tensor:
+    mask = torch.ones(2, 1, 1, slots, dtype=torch.bool)
+    mask[0, ..., slots // 2:] = False  # one stream has filled only part of its ring
+    mask[1, ..., :3] = False
+    return mask
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2)])
+def test_widening_attention_equals_float32_sdpa_over_the_same_ring(heads, kv_heads):
+    k, v = ring(kv_heads, 12, 16, seed=heads + kv_heads)
+    q = torch.randn(2, heads, 1, 16, generator=torch.Generator().manual_seed(1))
+    mask = partly_filled(12)
+    expected = F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask, enable_gqa=heads != kv_heads)
+    torch.testing.assert_close(widening_attention(q, k, v, mask), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_widening_attention_over_several_queries_equals_sdpa():
+    k, v = ring(2, 10, 8, seed=3)
+    q = torch.randn(2, 2, 3, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.rand(2, 1, 3, 10, generator=torch.Generator().manual_seed(4)) > 0.3
+    mask[..., 0] = True
+    expected = F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask)
+    torch.testing.assert_close(widening_attention(q, k, v, mask), expected, rtol=1e-5, atol=1e-6)
+
+
+@needs_compiler
+def test_widening_attention_compiled_equals_sdpa():
+    k, v = ring(2, 20, 16, seed=5)
+    q = torch.randn(2, 4, 1, 16, generator=torch.Generator().manual_seed(6))
+    mask = partly_filled(20)
+    expected = F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask, enable_gqa=True)
+    compiled = torch.compile(widening_attention, dynamic=False)
+    torch.testing.assert_close(compiled(q, k, v, mask), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rotary_angles_are_those_of_the_half_split_convention():
+    rotary = Rotary(8, 10000.0)
+    positions = torch.tensor([[0, 5, 1234]])
+    cos, sin = rotary.cos_sin(positions, torch.float32)
+    inv_freq = 1.0 / 10000.0 ** (torch.arange(0, 8, 2).double() / 8)
+    angles = positions[0, :, None].double() * inv_freq  # [S, 4]
+    expected = torch.cat((angles, angles), dim=-1)[None, None]  # each frequency twice: halves, not pairs
+    assert cos.shape == sin.shape == (1, 1, 3, 8)
+    torch.testing.assert_close(cos.double(), expected.cos(), rtol=0, atol=1e-4)  # float32 angles
+    torch.testing.assert_close(sin.double(), expected.sin(), rtol=0, atol=1e-4)

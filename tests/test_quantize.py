@@ -7,7 +7,8 @@ import torch
 
 from core import KyutaiSpeechToTextForConditionalGeneration as Model
 from core.attention import Attention
-from core.quantize import BackgroundPacker, Int8Linear, native_bfloat16, prepare_model
+from core.quantize import BackgroundPacker, Int8Linear, prepare_model
+from core.runtime import native_bfloat16
 
 
 def _int8(weight: torch.Tensor) -> Int8Linear:
