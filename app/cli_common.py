@@ -35,13 +35,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quantize", default="auto", choices=["auto", "none", "int8"],
-        help="auto (default): int8 decoder weights on a CPU, the fastest mode that keeps up live; "
+        help="auto (default): int8 decoder weights on a CPU, the fastest uncompiled mode; "
              "full precision on a GPU. none: full precision everywhere",
     )
     parser.add_argument(
         "--compile", action="store_true",
-        help="compile the CPU step with torch.compile: about 12%% faster per frame, but the first start "
-             "takes a minute and a C++ compiler (g++) must be installed; without one it runs uncompiled",
+        help="compile the CPU step with torch.compile: 12-40%% faster per frame, but the first start "
+             "takes a minute or two and a C++ compiler (g++) must be installed; without one it runs uncompiled",
     )
 
 

@@ -89,7 +89,7 @@ SCHEMA: dict[Key, Setting] = {s.key: s for s in (
             choices=(("auto", "Automatic (8-bit on CPU, full on GPU)"), ("full", "Full"),
                      ("int8", "8-bit weights (smaller, faster on CPU)"))),
     Setting(Key.COMPILE, False, "Compile the model for this CPU", group=_RECOGNITION,
-            tooltip="About 12% faster per frame on a CPU. The first session takes about a minute longer "
+            tooltip="12-40% faster per frame on a CPU. The first session takes a minute or two longer "
                     "to start, and a C++ compiler (g++) must be installed; without one this does nothing."),
     Setting(Key.MAX_LAG_S, 10.0, "Skip audio when behind by more than (s)", group=_RECOGNITION,
             tooltip="If the computer cannot keep up, captions jump forward after this many seconds "
