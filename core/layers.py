@@ -95,20 +95,23 @@ class Rotary:
         """positions [B, S] (int) -> cos, sin [B, 1, S, head_dim] ready to broadcast over heads."""
         if self.inv_freq.device != positions.device:
             self.inv_freq = self.inv_freq.to(positions.device)
-        cos, sin = rope_table(positions, self.inv_freq)
+        # traced, the angles go through an opaque op (see rope_table); eager, the same arithmetic directly
+        angles = rope_table if torch.compiler.is_compiling() else rope_angles
+        cos, sin = angles(positions, self.inv_freq)
         return cos.to(dtype), sin.to(dtype)
 
 
-@torch.library.custom_op("surtitle::rope_table", mutates_args=())
-def rope_table(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """positions [B, S], inv_freq [D/2] -> cos, sin [B, 1, S, D] float32.
-
-    An opaque op, so that a compiled step computes the angles once: inlined, inductor evaluated
-    cos and sin inside each attention loop that reads a rotated query, once per key slot.
-    """
+def rope_angles(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [B, S], inv_freq [D/2] -> cos, sin [B, 1, S, D] float32."""
     freqs = positions.float()[..., None] * inv_freq  # [B, S, D/2]
     emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [B, 1, S, D]
     return emb.cos(), emb.sin()
+
+
+# rope_angles as an op opaque to torch.compile, so that a compiled step computes the angles once:
+# inlined, inductor evaluated cos and sin inside each attention loop that reads a rotated query,
+# once per key slot. Eager steps call rope_angles itself (the op's dispatch costs ~25 us a call).
+rope_table = torch.library.custom_op("surtitle::rope_table", rope_angles, mutates_args=())
 
 
 @rope_table.register_fake
