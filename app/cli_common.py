@@ -17,7 +17,7 @@ class ModelOptions:
     device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
     dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
     quantize: str | None  # "auto" (int8 on a CPU), "int8", or None for full-precision weights
-    compile: bool = False  # compile the CPU step with torch.compile (needs a C++ compiler)
+    compile: bool | str = False  # compile the CPU step (needs a C++ compiler); "auto": where it cannot keep up
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -39,19 +39,23 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
              "full precision on a GPU. none: full precision everywhere",
     )
     parser.add_argument(
-        "--compile", action="store_true",
+        "--compile", action=argparse.BooleanOptionalAction, default=None,
         help="compile the CPU step with torch.compile: 12-40%% faster per frame, but the first start "
-             "takes a minute or two and a C++ compiler (g++) must be installed; without one it runs uncompiled",
+             "takes a minute or two (later ones reuse a cache) and a C++ compiler (g++) must be installed; "
+             "without one it runs uncompiled. `surtitle live` compiles by default where the uncompiled "
+             "step would not keep up (it times a few frames); files are compiled only when asked",
     )
 
 
-def model_options(args: argparse.Namespace) -> ModelOptions:
+def model_options(args: argparse.Namespace, compile_default: bool | str = False) -> ModelOptions:
+    """The engine options given on the command line; `compile_default` where neither --compile
+    nor --no-compile is."""
     return ModelOptions(
         source=args.model,
         device=None if args.device == "auto" else args.device,
         dtype=None if args.dtype == "auto" else args.dtype,
         quantize=None if args.quantize == "none" else args.quantize,
-        compile=args.compile,
+        compile=compile_default if args.compile is None else args.compile,
     )
 
 

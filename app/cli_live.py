@@ -51,7 +51,7 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
         print(f"surtitle: recovered session {info.id} ({info.title!r}, {info.word_count} words, "
               f"{format_clock(info.duration_s)}), which was interrupted; "
               f"`surtitle export {info.id}` writes its transcript", file=sys.stderr)
-    engine = model_options(args)
+    engine = model_options(args, compile_default="auto")  # live: compile where it would fall behind
     options = PipelineOptions(
         model=engine.source, device=args.device, input_device=args.input, save_audio=not args.no_audio,
         max_lag_s=args.max_lag, title=args.title, quantize=engine.quantize, dtype=engine.dtype,
@@ -94,6 +94,13 @@ class _TerminalListener(PipelineListener):
         self._announced_loading = False
 
     def on_loading(self, stage: str, done: int, total: int) -> None:
+        if stage == "compile":
+            if self._progress_tty:
+                sys.stderr.write("\r\x1b[K")
+            print("surtitle: compiling the model for this CPU, which cannot keep up without it "
+                  "(a minute or two the first time; later starts reuse the result)", file=sys.stderr, flush=True)
+            self._announced_loading = False  # the progress line is gone
+            return
         if self._progress_tty:
             amount = f"{done / 1e6:.0f}/{total / 1e6:.0f} MB" if stage == "download" else f"{done}/{total} tensors"
             sys.stderr.write(f"\rsurtitle: {'downloading' if stage == 'download' else 'loading'} the model: "

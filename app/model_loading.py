@@ -1,8 +1,8 @@
 """Loading the engine for a live session, reporting progress a window or a terminal can show.
 
-Two stages reach the reporter as (stage, done, total): "download" in bytes while a hub checkpoint
-is fetched (through a tqdm class handed to huggingface_hub; nothing is printed) and "weights" in
-tensors while they are read. torch is imported here, on first use, so the pipeline module and
+Three stages reach the reporter as (stage, done, total): "download" in bytes while a hub checkpoint
+is fetched (through a tqdm class handed to huggingface_hub; nothing is printed), "weights" in
+tensors while they are read, and "compile" (0, 0: no measure of progress) if the step is compiled. torch is imported here, on first use, so the pipeline module and
 `surtitle --help` stay light.
 """
 
@@ -38,7 +38,7 @@ class EngineOptions(Protocol):
     device: str
     quantize: str | None
     dtype: str | None
-    compile: bool
+    compile: bool | str
 
 
 def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
@@ -53,6 +53,7 @@ def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
         dtype=options.dtype,  # a name such as "bfloat16"; the loader resolves it
         keep_tokens=False,  # a live session may run for hours: keep words, not every token
         compile=options.compile,
+        on_compile=lambda: report("compile", 0, 0),  # a minute or two the first time: say so
         tqdm_class=hub_progress_class(report),
         progress=lambda done, total: report("weights", done, total),
         **extra,

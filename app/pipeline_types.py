@@ -24,7 +24,9 @@ class PipelineOptions:
     title: str | None = None  # session title; None: "Session <date> <time>"
     quantize: str | None = None  # None, "int8" (CPU decoder weights) or "auto" (int8 on a CPU); see core.quantize
     dtype: str | None = None  # decoder precision ("float32", "bfloat16"...); None: the engine's choice
-    compile: bool = False  # compile the CPU step (core.compiled_step; needs a C++ compiler)
+    # compile the CPU step (core.compiled_step; needs a C++ compiler); "auto": only where the
+    # uncompiled step would not keep up live (the engine times a few frames as it loads)
+    compile: bool | str = "auto"
     status_interval_s: float = 0.5  # how often on_status reports
 
 

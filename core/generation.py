@@ -11,6 +11,11 @@ So frames 0 .. N-2 are heard and the last whole frame never is. Output: BOS, the
 
 from __future__ import annotations
 
+import logging
+import statistics
+import time
+from typing import Callable
+
 import torch
 
 from .compiled_step import compiler_found
@@ -18,6 +23,12 @@ from .cuda_graphs import GraphedStep, graphs_wanted
 from .kv_cache import stream_mask
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
 from .quantize import compiled_kv_dtype
+
+log = logging.getLogger(__name__)
+
+# compile="auto" compiles when an uncompiled live frame takes more than this share of the frame's
+# duration: the rest of a live session (capture, resampling, journal, drawing) needs the remainder
+KEEP_UP_SHARE = 0.8
 
 
 def steps_for(total_samples: int, frame_size: int) -> int:
@@ -39,20 +50,25 @@ class FrameStepper:
 
     `compile=True` (CPU only; a GPU replays CUDA graphs instead) runs start()/step() through
     torch.compile (core.compiled_step), compiling both graphs as the stepper is built.
+    `compile="auto"` first times a few uncompiled live frames and compiles only if they take more
+    than KEEP_UP_SHARE of a frame's duration and a C++ compiler is found: a CPU that keeps up
+    uncompiled starts at once, a slower one pays the compile (once; later starts hit the cache)
+    for the fastest step it has. `on_compile` is called as compiling begins (it takes a while).
     """
 
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, batch: int,
-                 per_frame: bool | None = None, compile: bool = False):
+                 per_frame: bool | None = None, compile: bool | str = False,
+                 on_compile: Callable[[], None] | None = None):
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', not {compile!r}")
         cfg = model.config
         self.model = model
         self._chunk = cfg.frame_size * model.codec_model.frames_per_call(batch)  # samples per codec call
         device = model.device
         if per_frame is None:
             per_frame = graphs_wanted(device)
-        compiled = compile and not per_frame
         self.codec_state = model.codec_model.new_state(batch)
-        narrow = compiled_kv_dtype(model) if compiled and compiler_found() else None
-        self.cache = model.model.new_cache(batch, dtype=narrow)
+        self.cache = model.model.new_cache(batch)
         self._ids = torch.empty(batch, 1, 1 + cfg.num_codebooks, dtype=torch.long, device=device)
         self._bos = torch.tensor([cfg.bos_token_id] + [cfg.audio_bos_token_id] * cfg.num_codebooks, device=device)
         self._num_codebooks = cfg.num_codebooks
@@ -69,15 +85,49 @@ class FrameStepper:
         # several at once keep the batched eager codec and run each decoder step compiled. Inputs go
         # through fixed buffers so that every call has the same shapes and strides (no recompiles).
         self._compiled_frame = self._compiled_decode = None
-        if compiled:
+        self.eager_frame_s: float | None = None  # what compile="auto" measured
+        if compile == "auto" and not per_frame and device.type == "cpu" and compiler_found():
+            self.eager_frame_s = self._time_eager_frames()
+            budget = KEEP_UP_SHARE * cfg.frame_size / cfg.sampling_rate
+            compile = self.eager_frame_s > budget
+            if compile:
+                log.info("an uncompiled frame takes %.0f ms (budget %.0f ms): compiling the step for this CPU",
+                         self.eager_frame_s * 1e3, budget * 1e3)
+        if compile is True and not per_frame:
             from .compiled_step import CompiledStep
 
+            narrow = compiled_kv_dtype(model) if compiler_found() else None
+            if narrow is not None:
+                self.cache = model.model.new_cache(batch, dtype=narrow)
+            if on_compile is not None and compiler_found():
+                on_compile()
             self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]
             self._compiled_frame = CompiledStep(self._one_frame, "frame")
             self._compiled_decode = CompiledStep(self._decode_heard, "decoder")
             if self._compiled_frame.compiled or self._compiled_decode.compiled:
                 self._warm_up()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether start()/step() run compiled (asked for or chosen by "auto", and compiling worked)."""
+        return self._compiled_frame is not None and (self._compiled_frame.compiled or self._compiled_decode.compiled)
+
+    def _time_eager_frames(self, frames: int = 5) -> float:
+        """Median seconds of an uncompiled lone frame (codec + decoder) on silence; resets after.
+
+        The step's cost does not depend on what it hears: every weight is read whatever the audio.
+        """
+        silence = torch.zeros(self._ids.shape[0], self.model.config.frame_size, device=self._ids.device)
+        self.start()
+        self.step(silence)  # the first frame pays for one-time allocations
+        times = []
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            self.step(silence)
+            times.append(time.perf_counter() - t0)
+        self.reset()
+        return statistics.median(times)
 
     def _warm_up(self) -> None:
         """Compile both graphs now, on silence: compiling on the first live frames would make a

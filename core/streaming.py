@@ -27,7 +27,7 @@ from .words import Word, WordSegmenter
 class StreamingTranscriber:
     def __init__(self, model: KyutaiSpeechToTextForConditionalGeneration, tokenizer: TextTokenizer,
                  feature_extractor: KyutaiSpeechToTextFeatureExtractor, batch_size: int = 1,
-                 keep_tokens: bool = True, compile: bool = False):
+                 keep_tokens: bool = True, compile: bool | str = False, on_compile=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.model = model
@@ -39,8 +39,9 @@ class StreamingTranscriber:
         self.keep_tokens = keep_tokens
         self._prefix, self._suffix = feature_extractor.padding
         self.delay_s = feature_extractor.audio_delay_seconds
-        # compile: the CPU step through torch.compile (core.compiled_step; needs a C++ compiler)
-        self._stepper = FrameStepper(model, batch_size, compile=compile)
+        # compile: the CPU step through torch.compile (core.compiled_step; needs a C++ compiler);
+        # "auto" compiles only where the uncompiled step would not keep up live (FrameStepper)
+        self._stepper = FrameStepper(model, batch_size, compile=compile, on_compile=on_compile)
         self._segmenters = [WordSegmenter(tokenizer, model.config.frame_rate, feature_extractor.word_offset_seconds)
                             for _ in range(batch_size)]
         self._partial = torch.zeros(batch_size, self.frame_samples, dtype=torch.float32)
@@ -50,10 +51,13 @@ class StreamingTranscriber:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: Any = None, dtype: Any = None, batch_size: int = 1,
                         quantize: str | None = None, keep_tokens: bool = True, progress=None, revision=None,
-                        cache_dir=None, tqdm_class=None, compile: bool = False) -> "StreamingTranscriber":
+                        cache_dir=None, tqdm_class=None, compile: bool | str = False,
+                        on_compile=None) -> "StreamingTranscriber":
         """Load a -trfs checkpoint (folder or hub id). quantize="int8" stores the decoder's weights as
         int8 (CPU), "auto" does so on a CPU only; dtype picks the decoder's float type (default:
-        float32 on CPU, bfloat16 on GPU); compile=True compiles the CPU step (see core.compiled_step)."""
+        float32 on CPU, bfloat16 on GPU); compile=True compiles the CPU step (see core.compiled_step),
+        compile="auto" does so only where the uncompiled step cannot keep up with live audio;
+        on_compile() is called as compiling begins."""
         from .checkpoint import resolve_checkpoint
 
         folder = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
@@ -61,7 +65,8 @@ class StreamingTranscriber:
         features = KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder)
         model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
             folder, device_map=device, dtype=dtype, quantize=quantize, progress=progress)
-        return cls(model, tokenizer, features, batch_size=batch_size, keep_tokens=keep_tokens, compile=compile)
+        return cls(model, tokenizer, features, batch_size=batch_size, keep_tokens=keep_tokens, compile=compile,
+                   on_compile=on_compile)
 
     # -- stream control ---------------------------------------------------------------------------
 
@@ -108,6 +113,11 @@ class StreamingTranscriber:
     @property
     def steps(self) -> int:
         return self._stepper.steps
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the step runs compiled (see `compile`)."""
+        return self._stepper.compiled
 
     # -- audio in, words out ----------------------------------------------------------------------
 

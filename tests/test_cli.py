@@ -124,6 +124,8 @@ def test_engine_options_reach_the_factory(tmp_path):
     assert factory.calls == [ModelOptions(str(tmp_path), "cuda:1", "bfloat16", "int8")]
     _, factory = _run([_wav(tmp_path / "a.wav"), "--compile", "-o", "-"])
     assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=True)]
+    _, factory = _run([_wav(tmp_path / "a.wav"), "--no-compile", "-o", "-"])
+    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=False)]
 
 
 def test_several_files_into_a_folder_load_the_model_once(tmp_path, capsys):

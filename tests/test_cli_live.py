@@ -76,6 +76,29 @@ def test_live_until_a_signal_keeps_every_word(tiny_ckpt, data_dir, microphone, c
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
+@pytest.mark.parametrize("flags, expected", [([], "auto"), (["--no-compile"], False), (["--compile"], True)],
+                         ids=["default", "no-compile", "compile"])
+def test_live_compiles_where_it_would_fall_behind_unless_told(tiny_ckpt, data_dir, microphone, flags, expected):
+    asked = []
+
+    def engine(options):
+        asked.append(options.compile)
+        return StreamingTranscriber.from_pretrained(options.source)
+
+    microphone.then = lambda stream: stream.feed(speech(0.5), block=512)
+    code = main(["live", "--model", str(tiny_ckpt), "--seconds", "0.2", "--no-audio", *flags],
+                transcriber_factory=engine)
+    assert code == 0 and asked == [expected]
+
+
+def test_compiling_is_announced_on_its_own_line(capsys):
+    listener = cli_live._TerminalListener(TerminalCaptions(io.StringIO()), threading.Event(), None)
+    listener.on_loading("weights", 3, 3)
+    listener.on_loading("compile", 0, 0)
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("surtitle: compiling the model for this CPU")
+
+
 def test_live_for_n_seconds_recovers_a_crashed_session_first(tiny_ckpt, data_dir, microphone, capsys):
     journal = Journal()
     crashed = journal.start_session("m", "Old Mic", title="Crashed")

@@ -13,8 +13,9 @@ import torch._inductor.config as inductor_config
 from torch._dynamo.utils import counters
 
 from core import KyutaiSpeechToTextProcessor
-from core import compiled_step
+from core import compiled_step, generation
 from core.compiled_step import compiler_found
+from core.generation import FrameStepper
 from core.streaming import StreamingTranscriber
 from tests.signals import noise
 
@@ -54,6 +55,40 @@ def test_compiled_float32_stream_equals_eager_and_offline(tiny_checkpoint, fresh
     assert tokens == stream_tokens(eager, clip, pushes)
     assert tokens == eager.model.generate(**processor(clip))[0].tolist()
     assert compiled._stepper._compiled_frame.compiled and compiled._stepper._compiled_decode.compiled
+
+
+def stepper_tokens(stepper: FrameStepper, clip: np.ndarray) -> list[int]:
+    frames = torch.from_numpy(clip[: len(clip) // FRAME * FRAME])[None]
+    return [int(stepper.start()[0])] + stepper.step(frames)[0].tolist()
+
+
+def test_auto_compiles_only_a_step_that_would_fall_behind(tiny_checkpoint, fresh_dynamo, monkeypatch):
+    folder = tiny_checkpoint("gqa")
+    eager = StreamingTranscriber.from_pretrained(folder)
+    clip = noise(2.0, seed=43)
+    pushes = [FRAME] * 6 + [4 * FRAME]
+    expected = stream_tokens(eager, clip, pushes)
+    announced = []
+    # the tiny model steps in milliseconds: it keeps up uncompiled, so "auto" compiles nothing
+    fast = StreamingTranscriber.from_pretrained(folder, compile="auto", on_compile=lambda: announced.append(1))
+    assert not fast.compiled and announced == []
+    assert 0 < fast._stepper.eager_frame_s < generation.KEEP_UP_SHARE * FRAME / 24000
+    assert stream_tokens(fast, clip, pushes) == expected
+    # the frames it timed leave no trace in the state it hands over
+    timed = FrameStepper(eager.model, 1, compile="auto")
+    assert timed.steps == 0 and timed.eager_frame_s is not None
+    assert stepper_tokens(timed, clip) == stepper_tokens(FrameStepper(eager.model, 1), clip)
+    # a budget no step can meet: "auto" compiles, says so once, and streams the same tokens
+    monkeypatch.setattr(generation, "KEEP_UP_SHARE", 0.0)
+    slow = StreamingTranscriber.from_pretrained(folder, compile="auto", on_compile=lambda: announced.append(1))
+    assert slow.compiled and announced == [1]
+    assert stream_tokens(slow, clip, pushes) == expected
+
+
+def test_compile_takes_true_false_or_auto(tiny_checkpoint):
+    model = StreamingTranscriber.from_pretrained(tiny_checkpoint("gqa")).model
+    with pytest.raises(ValueError, match="compile must be True, False or 'auto'"):
+        FrameStepper(model, 1, compile="yes")
 
 
 def test_compiled_int8_stream_runs_without_recompiling(tiny_checkpoint, fresh_dynamo):

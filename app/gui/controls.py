@@ -14,7 +14,9 @@ from app.gui.model_picker import ModelPicker
 
 
 def loading_text(stage: str, done: int, total: int) -> str:
-    """'Downloading the model… 1.2 GB of 2.7 GB' or 'Loading the model… 40%'."""
+    """'Downloading the model… 1.2 GB of 2.7 GB', 'Loading the model… 40%' or 'Compiling…'."""
+    if stage == "compile":
+        return "Compiling the model for this CPU… (first start: a minute or two)"
     if "download" in stage.lower():
         if total > 0:
             return f"Downloading the model… {_size(done)} of {_size(total)}"

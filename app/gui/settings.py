@@ -55,6 +55,7 @@ class Setting:
     minimum: float = 0
     maximum: float = 100
     kind: str = ""  # "color" or "font" where a str needs a special editor
+    aliases: tuple[tuple[str, str], ...] = ()  # (old stored value, its value now) for renamed choices
 
     def coerce(self, raw: object) -> object:
         """`raw` as the default's type, or the default when it cannot be read as one."""
@@ -66,6 +67,7 @@ class Setting:
                 value = min(max(want(raw), want(self.minimum)), want(self.maximum))
             else:
                 value = want(raw)
+                value = dict(self.aliases).get(value.strip().lower(), value) if self.aliases else value
         except (TypeError, ValueError):
             log.warning("setting %s: unreadable value %r, using the default", self.key.value, raw)
             return self.default
@@ -88,9 +90,14 @@ SCHEMA: dict[Key, Setting] = {s.key: s for s in (
                     "with slightly different results. Automatic picks them on a CPU only.",
             choices=(("auto", "Automatic (8-bit on CPU, full on GPU)"), ("full", "Full"),
                      ("int8", "8-bit weights (smaller, faster on CPU)"))),
-    Setting(Key.COMPILE, False, "Compile the model for this CPU", group=_RECOGNITION,
-            tooltip="12-40% faster per frame on a CPU. The first session takes a minute or two longer "
-                    "to start, and a C++ compiler (g++) must be installed; without one this does nothing."),
+    Setting(Key.COMPILE, "auto", "Compile the model for this CPU", group=_RECOGNITION,
+            tooltip="Compiled, a CPU runs the model 12-40% faster, but the first session takes a minute "
+                    "or two longer to start (later ones reuse the result) and a C++ compiler (g++) must "
+                    "be installed; without one the model runs uncompiled. Automatic times a few frames "
+                    "as the model loads and compiles only if the CPU would not keep up otherwise.",
+            choices=(("auto", "Automatic (when the CPU needs it)"), ("always", "Always"), ("never", "Never")),
+            # this was a checkbox: a stored "true" meant always; "false" was the old default
+            aliases=(("true", "always"), ("false", "auto"))),
     Setting(Key.MAX_LAG_S, 10.0, "Skip audio when behind by more than (s)", group=_RECOGNITION,
             tooltip="If the computer cannot keep up, captions jump forward after this many seconds "
                     "of delay; the skipped stretch is marked in the transcript.",

@@ -152,5 +152,5 @@ def options_from_settings(settings: Any, input_device: str) -> Any:
         save_audio=bool(settings.value(Key.SAVE_AUDIO)),
         max_lag_s=float(settings.value(Key.MAX_LAG_S)),
         quantize=None if settings.value(Key.PRECISION) == "full" else str(settings.value(Key.PRECISION)),
-        compile=bool(settings.value(Key.COMPILE)),
+        compile={"auto": "auto", "always": True, "never": False}[str(settings.value(Key.COMPILE))],
     )

@@ -195,3 +195,12 @@ def test_interrupted_sessions_are_offered_for_recovery(qtbot, make_window, journ
 def test_remedy_choose_input_opens_the_device_list(make_window, remedy):
     window = make_window()
     window.on_errors_remedy_chosen(remedy)  # must not raise; the popup opens offscreen
+
+
+def test_compiling_shows_a_busy_bar_that_says_so(make_window):
+    window = make_window()
+    window.controls.show_loading("weights", 5, 10)
+    assert window.controls.progress.format() == "Loading the model… 50%"
+    window.controls.show_loading("compile", 0, 0)
+    bar = window.controls.progress
+    assert bar.format().startswith("Compiling the model for this CPU") and (bar.minimum(), bar.maximum()) == (0, 0)

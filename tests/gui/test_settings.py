@@ -30,6 +30,14 @@ def test_booleans_are_coerced_from_strings(raw, expected):
     assert Settings(store).value(Key.SAVE_AUDIO) is expected
 
 
+@pytest.mark.parametrize("raw, expected", [("true", "always"), (True, "always"), ("false", "auto"), (False, "auto"),
+                                           ("never", "never"), ("sometimes", "auto")])
+def test_compile_was_a_checkbox_and_old_values_still_read(raw, expected):
+    store = QSettings()
+    store.setValue(Key.COMPILE.value, raw)
+    assert Settings(store).value(Key.COMPILE) == expected
+
+
 def test_numbers_are_coerced_and_clamped():
     store = QSettings()
     settings = Settings(store)

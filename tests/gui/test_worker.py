@@ -141,6 +141,8 @@ def test_options_follow_the_settings(settings):
     assert (options.model, options.device, options.quantize, options.max_lag_s, options.input_device) == (
         "kyutai/stt-1b-en_fr-trfs", "cpu", "int8", 5.0, "USB headset")
     assert options_from_settings(settings, "").input_device is None
-    assert options.compile is False  # off unless asked for: it needs a compiler and a slow first start
-    settings.set_value(Key.COMPILE, True)
+    assert options.compile == "auto"  # the engine compiles only where the CPU would not keep up
+    settings.set_value(Key.COMPILE, "always")
     assert options_from_settings(settings, "").compile is True
+    settings.set_value(Key.COMPILE, "never")
+    assert options_from_settings(settings, "").compile is False
