@@ -97,8 +97,8 @@ class _TerminalListener(PipelineListener):
         if stage == "compile":
             if self._progress_tty:
                 sys.stderr.write("\r\x1b[K")
-            print("surtitle: compiling the model for this CPU, which cannot keep up without it "
-                  "(a minute or two the first time; later starts reuse the result)", file=sys.stderr, flush=True)
+            print("surtitle: compiling the model for this CPU (a minute or two the first time; "
+                  "later starts reuse the result)", file=sys.stderr, flush=True)
             self._announced_loading = False  # the progress line is gone
             return
         if self._progress_tty:

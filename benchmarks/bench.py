@@ -8,7 +8,9 @@ prints, per mode and batch size: ms per 80 ms frame (codec and decoder apart), t
 peak memory. `--pool` serves the batch as a StreamPool instead (many independent live streams, one
 masked step per 80 ms, replayed as a CUDA graph on a GPU): the largest batch whose step stays under
 80 ms is how many live streams one process serves. With `--transformers` (and transformers installed) the same weights run through
-transformers' `generate` in the same process and their ids are checked against ours.
+transformers' `generate` in the same process and their ids are checked against ours. On a CPU each
+run also prints its memory floor: the bytes a frame must read at the bandwidth measured just after
+it (benchmarks/memory_floor.py), the best time any kernel could reach on this machine today.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.memory_floor import frame_floor, read_bandwidth_gbs
 from benchmarks.random_model import build, stand_in_tokenizer
 from core.checkpoint import module_key
 from core.cuda_graphs import graphs_wanted
@@ -123,7 +126,12 @@ def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 
             del codec.encode_frames
     total = np.array(frame_s) * 1000
     codec_ms = np.array(codec_s[before:before + len(total)]) * 1000 if split else np.full_like(total, np.nan)
-    return {**summary(total, codec_ms, device, block_s), "warmup_s": warm_s}
+    floor = {}
+    if device.type == "cpu":  # measured now, right after the run: this VM's bandwidth drifts
+        gbs = read_bandwidth_gbs()
+        per_call = min(max(1, block // 1920), codec.frames_per_call(batch))
+        floor = {"read_gbs": gbs, **frame_floor(model, stream._stepper.cache, per_call, gbs)}
+    return {**summary(total, codec_ms, device, block_s), "warmup_s": warm_s, **floor}
 
 
 def time_pool(model, shape: str, seconds: float, slots: int, warmup_s: float = 1.0) -> dict:
@@ -293,7 +301,7 @@ def print_table(results: dict) -> None:
     print(f"\n{results['shape']} on {results['device']}, {results['threads']} thread(s), pushes of {block} s; "
           f"ms per 80 ms frame")
     print(f"{'engine':<24}{'batch':>6}{'frame':>9}{'codec':>8}{'decoder':>9}{'RTF':>7}{'start→end':>14}"
-          f"{'peak MB':>9}{'top-1':>8}{'vs trf':>8}")
+          f"{'peak MB':>9}{'top-1':>8}{'vs trf':>8}{'floor':>8}{'GB/s':>6}")
     if hf:
         print(f"{'transformers (window 1)':<24}{1:>6}{ref:>9.1f}{'':>8}{'':>9}{ref / FRAME_MS:>7.2f}{'':>14}{'':>9}{'':>8}{'1.0x':>8}")
         none = hf["window_None_ms_per_frame"]
@@ -304,7 +312,12 @@ def print_table(results: dict) -> None:
         label = ("pool " if r.get("engine") == "pool" else "surtitle ") + r["mode"]
         print(f"{label:<24}{r['batch']:>6}{r['ms_per_frame']:>9.1f}{_ms(r['codec_ms']):>8}"
               f"{_ms(r['decoder_ms']):>9}{r['rtf']:>7.2f}{r['first_tenth_ms']:>7.1f}→{r['last_tenth_ms']:<6.1f}"
-              f"{r['peak_rss_mb']:>9.0f}{agree:>8}{speedup:>8}")
+              f"{r['peak_rss_mb']:>9.0f}{agree:>8}{speedup:>8}{_ms(r.get('floor_ms', np.nan)):>8}"
+              f"{_ms(r.get('read_gbs', np.nan)):>6}")
+    if any("floor_ms" in r for r in results["runs"]):
+        print("floor: the bytes a frame must read (decoder weights, the whole key/value ring, the codec's "
+              "weights\n  per codec call) at the read bandwidth measured right after that run "
+              "(benchmarks/memory_floor.py)")
     if hf:
         print(f"float32 ids identical to transformers over {hf['ids_compared']} steps: {hf['float32_ids_identical']}")
 

@@ -1,0 +1,67 @@
+"""The memory floor of a frame: the bytes one step must read, at the rate this machine reads now.
+
+At batch 1 on a CPU a step computes little on each byte it fetches: every decoder weight is read
+once, the key/value ring is read whole (attention looks at every slot), and a codec call reads
+every codec weight and codebook (once per call, so a call over n frames pays 1/n of it per
+frame). No kernel can beat streaming those bytes from memory, so bytes / bandwidth is the best
+time a frame could take, and the gap between it and the measured time is what is left to win.
+The bandwidth is measured in the same run, beside the timings, because a cloud VM's memory bus
+is shared with its neighbours and its speed drifts from one hour to the next.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from core.mimi import Codebook
+from core.quantize import Int8Linear
+
+
+def read_bandwidth_gbs(megabytes: int = 256, repeats: int = 7) -> float:
+    """GB/s that a sum over `megabytes` of float32 reads, on torch's threads (median of `repeats`)."""
+    data = torch.empty(megabytes * 2**20 // 4).normal_()  # [N]: far larger than any cache
+    data.sum()  # the first pass faults the pages in
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        data.sum()
+        times.append(time.perf_counter() - t0)
+    return data.numel() * 4 / statistics.median(times) / 1e9
+
+
+def decoder_bytes(model: nn.Module) -> int:
+    """Bytes one decoder step reads: its linears' weights and the embedding rows it looks up."""
+    total = 0
+    for name, module in model.named_modules():
+        if name.startswith("codec_model"):
+            continue
+        if isinstance(module, Int8Linear):
+            total += module.in_features * module.out_features + 8 * module.out_features  # int8, scale and offset
+        elif isinstance(module, nn.Linear):
+            total += module.weight.numel() * module.weight.element_size()
+        elif isinstance(module, nn.Embedding):  # one row per codebook and the text id: a lookup, not a read
+            total += module.weight.shape[1] * module.weight.element_size() * (1 + model.config.num_codebooks)
+    return total
+
+
+def codec_call_bytes(codec: nn.Module) -> int:
+    """Bytes one codec call reads: its weights and the nearest-centroid tables it searches."""
+    weights = sum(p.numel() * p.element_size() for p in codec.parameters())
+    tables = sum(m._augmented_t.numel() * m._augmented_t.element_size()
+                 for m in codec.modules() if isinstance(m, Codebook) and m._augmented_t is not None)
+    return weights + tables
+
+
+def ring_bytes(cache) -> int:
+    """Bytes of a decoder key/value ring: attention reads all of it every step."""
+    return sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
+
+
+def frame_floor(model: nn.Module, cache, frames_per_codec_call: int, gbs: float) -> dict:
+    """The bytes a frame reads and the time they take at `gbs`: {"read_mb", "floor_ms"}."""
+    read = decoder_bytes(model) + ring_bytes(cache) + codec_call_bytes(model.codec_model) / frames_per_codec_call
+    return {"read_mb": read / 1e6, "floor_ms": read / (gbs * 1e9) * 1e3}
