@@ -10,8 +10,8 @@ to 51 ms (benchmarks/bench.py --compile).
 
 It needs a C++ compiler (g++ or clang) at run time. FrameStepper compiles both of its graphs when
 it is built (a live session must not lose its first minute to compiling): on 2 cores that is about
-65 s the first time and 8 s on later starts, which reuse inductor's on-disk cache. If compiling
-fails, one line is logged and the step runs eagerly, so opting in never breaks transcription.
+65 s the first time and 8-25 s on later starts, which reuse inductor's on-disk cache. If compiling
+fails, one line is logged and the step runs eagerly, so compiling never breaks transcription.
 Outputs are not bit-identical to eager: fused kernels round differently, which int8 mode then
 amplifies; measured against float32, compiled int8 drifts as far as eager int8 does.
 """
