@@ -2,8 +2,8 @@
 
 Three stages reach the reporter as (stage, done, total): "download" in bytes while a hub checkpoint
 is fetched (through a tqdm class handed to huggingface_hub; nothing is printed), "weights" in
-tensors while they are read, and "compile" (0, 0: no measure of progress) if the step is compiled. torch is imported here, on first use, so the pipeline module and
-`surtitle --help` stay light.
+tensors while they are read, and "compile" (0, 0: no measure of progress) if the step is compiled.
+torch is imported here, on first use, so the pipeline module and `surtitle --help` stay light.
 """
 
 from __future__ import annotations

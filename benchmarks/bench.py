@@ -129,7 +129,7 @@ def time_stream(model, shape: str, seconds: float, batch: int, block_s: float = 
     floor = {}
     if device.type == "cpu":  # measured now, right after the run: this VM's bandwidth drifts
         gbs = read_bandwidth_gbs()
-        per_call = min(max(1, block // 1920), codec.frames_per_call(batch))
+        per_call = min(max(1, block // model.config.frame_size), codec.frames_per_call(batch))
         floor = {"read_gbs": gbs, **frame_floor(model, stream._stepper.cache, per_call, gbs)}
     return {**summary(total, codec_ms, device, block_s), "warmup_s": warm_s, **floor}
 
