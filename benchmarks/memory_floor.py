@@ -40,7 +40,7 @@ def decoder_bytes(model: nn.Module) -> int:
         if name.startswith("codec_model"):
             continue
         if isinstance(module, Int8Linear):
-            total += module.in_features * module.out_features + 8 * module.out_features  # int8, scale and offset
+            total += module.packed_bytes
         elif isinstance(module, nn.Linear):
             total += module.weight.numel() * module.weight.element_size()
         elif isinstance(module, nn.Embedding):  # one row per codebook and the text id: a lookup, not a read

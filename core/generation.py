@@ -68,7 +68,9 @@ class FrameStepper:
         if per_frame is None:
             per_frame = graphs_wanted(device)
         self.codec_state = model.codec_model.new_state(batch)
-        self.cache = model.model.new_cache(batch)
+        found = compiler_found() if compile and not per_frame else False  # asked once: it searches PATH
+        # a compiled int8 step keeps a narrower ring; "auto" times the eager step on the eager ring first
+        self.cache = model.model.new_cache(batch, dtype=compiled_kv_dtype(model) if compile is True and found else None)
         self._ids = torch.empty(batch, 1, 1 + cfg.num_codebooks, dtype=torch.long, device=device)
         self._bos = torch.tensor([cfg.bos_token_id] + [cfg.audio_bos_token_id] * cfg.num_codebooks, device=device)
         self._num_codebooks = cfg.num_codebooks
@@ -86,20 +88,20 @@ class FrameStepper:
         # through fixed buffers so that every call has the same shapes and strides (no recompiles).
         self._compiled_frame = self._compiled_decode = None
         self.eager_frame_s: float | None = None  # what compile="auto" measured
-        if compile == "auto" and not per_frame and device.type == "cpu" and compiler_found():
+        if compile == "auto" and device.type == "cpu" and found:
             self.eager_frame_s = self._time_eager_frames()
             budget = KEEP_UP_SHARE * cfg.frame_size / cfg.sampling_rate
             compile = self.eager_frame_s > budget
             if compile:
                 log.info("an uncompiled frame takes %.0f ms (budget %.0f ms): compiling the step for this CPU",
                          self.eager_frame_s * 1e3, budget * 1e3)
+                narrow = compiled_kv_dtype(model)
+                if narrow is not None:
+                    self.cache = model.model.new_cache(batch, dtype=narrow)
         if compile is True and not per_frame:
             from .compiled_step import CompiledStep
 
-            narrow = compiled_kv_dtype(model) if compiler_found() else None
-            if narrow is not None:
-                self.cache = model.model.new_cache(batch, dtype=narrow)
-            if on_compile is not None and compiler_found():
+            if on_compile is not None and found:
                 on_compile()
             self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]

@@ -96,6 +96,11 @@ class Int8Linear(nn.Module):
             y = y[:rows] * scale
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of the packed weights (int8 values, and a float scale and an int32 offset per row)."""
+        return self.in_features * self.out_features + 8 * self.out_features
+
     def extra_repr(self) -> str:
         stacked = f", {len(self.parts)} stacked" if len(self.parts) > 1 else ""
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel{stacked}"
