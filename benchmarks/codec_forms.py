@@ -1,18 +1,26 @@
-"""The codec's products in the form it uses (W @ x^T) against the plain form (x @ W^T), same run.
+"""The codec's hand-picked forms against the plainer ones they replaced, each undone alone, same run.
 
     python -m benchmarks.codec_forms [--rounds 4]
 
 Builds the full-size Mimi encoder with random weights and times one live frame (1920 samples per
-call) and a file's block (32 frames per call) with each form, interleaved round by round so that a
-machine whose speed drifts affects both alike. The plain form is what F.linear and a batched matmul
-over the codebook table give; on an AVX2 CPU where MKL's few-row kernels are slow the difference
-is large, elsewhere it should be small. Also checks both forms give the same codes.
+call) and a file's block (32 frames per call) with the forms the codec uses and with each form
+undone on its own, interleaved round by round so that a machine whose speed drifts affects all
+alike. The forms:
+
+- products as W @ x^T rather than x @ W^T (what F.linear and a batched matmul over the codebook
+  table give): MKL's few-row kernels read weights at a third of the bus on AVX2 CPUs;
+- the rows of x made contiguous first: MKL reads W at half speed when x^T comes as a plain matrix;
+- q, k and v stacked into one product per layer;
+- the narrow strided convs run by oneDNN rather than as a matmul over unfolded windows.
+
+Also checks that every variant gives the same codes.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +29,7 @@ import core.conv
 import core.layers
 from benchmarks.random_model import random_state
 from core.config import MimiConfig
+from core.conv import CausalConv1d
 from core.mimi import Codebook, MimiEncoder
 from core.runtime import configure_threads
 
@@ -34,23 +43,47 @@ def plain_nearest(book: Codebook, x: torch.Tensor) -> torch.Tensor:
     return augmented.matmul(table[None].mT).clamp_min_(0).sqrt_()[0].argmin(dim=-1)
 
 
+def uncopied_rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """few_row_linear without making the rows contiguous first."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.mm(weight, flat.t()).t()
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
 class Forms:
-    """Switches the codec's products between the form it uses and the plain one."""
+    """Undoes one of the codec's forms at a time (or none), and puts it back."""
+
+    names = ("used", "x @ W^T", "rows as they come", "q, k, v apart", "all strided convs unfolded")
 
     def __init__(self, codec: MimiEncoder):
         self.books = [m for m in codec.modules() if isinstance(m, Codebook)]
         for book in self.books:
             book._plain_table = book._augmented_t.t().contiguous()
+        self.attentions = [layer.self_attn for layer in codec.encoder_transformer.layers]
+        self.fused = [a._fused_qkv for a in self.attentions]
+        self.convs = [m for m in codec.modules() if isinstance(m, CausalConv1d)]
+        self.as_matmul = [c.as_matmul for c in self.convs]
         self.few_rows = core.layers.few_row_linear
 
-    def use(self, plain: bool) -> None:
-        linear = (lambda x, w, b=None: F.linear(x, w, b)) if plain else self.few_rows
+    def use(self, name: str) -> None:
+        linear: Callable = self.few_rows
+        if name == "x @ W^T":
+            linear = lambda x, w, b=None: F.linear(x, w, b)  # noqa: E731
+        elif name == "rows as they come":
+            linear = uncopied_rows_linear
         core.layers.few_row_linear = core.conv.few_row_linear = linear
         for book in self.books:
-            if plain:
+            if name == "x @ W^T":
                 book.nearest = lambda x, book=book: plain_nearest(book, x)
             elif "nearest" in vars(book):
                 del book.nearest
+        for attn, fused in zip(self.attentions, self.fused):
+            attn._fused_qkv = None if name == "q, k, v apart" else fused
+        for conv, used in zip(self.convs, self.as_matmul):
+            unfold = conv.conv.dilation[0] == 1 and conv.stride > 1
+            conv.as_matmul = used or (unfold and name == "all strided convs unfolded")
 
 
 def ms_per_frame(codec: MimiEncoder, frames: int, calls: int) -> float:
@@ -83,27 +116,27 @@ def main() -> None:
     with torch.device("meta"):
         codec = MimiEncoder(MimiConfig())
     codec.load_state_dict(random_state(codec), assign=True)
-    codec.to("cpu").quantizer.refresh()
+    codec.to("cpu").prepare()
     codec.eval()
     forms = Forms(codec)
     codes = {}
-    for plain in (True, False):
-        forms.use(plain)
-        codes[plain] = live_codes(codec)
-    same = float((codes[True] == codes[False]).float().mean())
-    figures = {True: {1: [], 32: []}, False: {1: [], 32: []}}
+    for name in Forms.names:
+        forms.use(name)
+        codes[name] = live_codes(codec)
+    figures: dict[str, dict[int, list[float]]] = {name: {1: [], 32: []} for name in Forms.names}
     for _ in range(args.rounds):
-        for plain in (True, False):
-            forms.use(plain)
-            figures[plain][1].append(ms_per_frame(codec, 1, 25))
-            figures[plain][32].append(ms_per_frame(codec, 32, 5))
-    forms.use(False)
+        for name in Forms.names:
+            forms.use(name)
+            figures[name][1].append(ms_per_frame(codec, 1, 25))
+            figures[name][32].append(ms_per_frame(codec, 32, 4))
+    forms.use("used")
     print(f"Mimi encoder, {threads} thread(s); median ms per frame, one figure per round")
-    for frames, label in ((1, "live frame (1 per call)"), (32, "file block (32 per call)")):
-        plain = " ".join(f"{v:.1f}" for v in figures[True][frames])
-        used = " ".join(f"{v:.1f}" for v in figures[False][frames])
-        print(f"{label:26} x @ W^T: {plain:24} W @ x^T (used): {used}")
-    print(f"codes equal between the forms over 40 live frames: {same:.4f}")
+    print(f"{'variant':28} {'live frame (1 per call)':32} {'file block (32 per call)':32} codes as used")
+    for name in Forms.names:
+        live = " ".join(f"{v:5.1f}" for v in figures[name][1])
+        block = " ".join(f"{v:5.1f}" for v in figures[name][32])
+        same = float((codes[name] == codes["used"]).float().mean())
+        print(f"{name:28} {live:32} {block:32} {same:.4f}")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def build(name: str, seed: int = 0) -> KyutaiSpeechToTextForConditionalGeneratio
         model = KyutaiSpeechToTextForConditionalGeneration(shape_config(name))
     model.load_state_dict(random_state(model, seed), assign=True)
     model.to("cpu")
-    model.codec_model.quantizer.refresh()
+    model.codec_model.prepare()
     return model.eval()
 
 

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import layers
 from .kv_cache import RingKVCache
-from .layers import rotate
+from .layers import FewRowLinear, rotate
 from .runtime import native_bfloat16
 
 
@@ -20,6 +21,30 @@ class Attention(nn.Module):
         self.v_proj = linear(hidden, kv_heads * head_dim, bias=False)
         self.o_proj = linear(heads * head_dim, hidden, bias=False)
         self.qkv_proj: nn.Module | None = None  # q, k and v in one matmul, once stack_qkv() is called
+        self._fused_qkv: torch.Tensor | None = None  # [q + 2 kv, hidden], once fuse_qkv() is called
+
+    def fuse_qkv(self) -> None:
+        """Lay q, k and v's weights one above the other, so that one product computes all three.
+
+        The three parameters become views into the stacked tensor: checkpoint names, state_dict and
+        memory stay as they were. For the codec's live frame (2 rows) one 3 MB product in place of
+        three 1 MB ones saves a call's fixed cost twice per layer.
+        """
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        assert all(p.bias is None for p in projections), "only bias-free projections are fused"
+        fused = torch.cat([p.weight.detach() for p in projections])
+        start = 0
+        for p in projections:
+            p.weight = nn.Parameter(fused[start:start + p.out_features], requires_grad=False)
+            start += p.out_features
+        self._fused_qkv = fused
+
+    def _apply(self, fn, recurse=True):
+        # .to(device) moves each parameter on its own, which would leave the stacked tensor behind
+        super()._apply(fn, recurse)
+        if self._fused_qkv is not None:
+            self.fuse_qkv()
+        return self
 
     def stack_qkv(self, stacked: nn.Module) -> None:
         """Use `stacked` (q, k, v weights one above the other) in place of the three projections."""
@@ -30,11 +55,14 @@ class Attention(nn.Module):
                 cache: RingKVCache | None = None, layer: int = 0, slots: torch.Tensor | None = None,
                 return_weights: bool = False):
         b, s, _ = x.shape
-        if self.qkv_proj is None:
-            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        else:
-            kv = self.kv_heads * self.head_dim
+        kv = self.kv_heads * self.head_dim
+        if self.qkv_proj is not None:
             q, k, v = self.qkv_proj(x).split((self.heads * self.head_dim, kv, kv), dim=-1)
+        elif self._fused_qkv is not None:
+            product = layers.few_row_linear if isinstance(self.q_proj, FewRowLinear) else F.linear
+            q, k, v = product(x, self._fused_qkv).split((self.heads * self.head_dim, kv, kv), dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q = q.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
         k = k.reshape(b, s, self.kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, S, D]
         v = v.reshape(b, s, self.kv_heads, self.head_dim).transpose(1, 2)

@@ -163,7 +163,7 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
             release.add(tensor.nbytes)  # the read's and conversion's freed buffers go back to the OS
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)  # buffers that were not in the checkpoint (offsets, rotary tables)
-    model.codec_model.quantizer.refresh()
+    model.codec_model.prepare()
     model.name_or_path = str(source)
     model.quantization = quantize
     return model.eval()

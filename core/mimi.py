@@ -235,6 +235,12 @@ class MimiEncoder(nn.Module):
         for i, conv in enumerate(self._convs):
             conv.state_index = i
 
+    def prepare(self) -> None:
+        """Once the weights are in: the codebooks' search tables, and each layer's q/k/v stacked."""
+        self.quantizer.refresh()
+        for layer in self.encoder_transformer.layers:
+            layer.self_attn.fuse_qkv()
+
     def frames_per_call(self, batch: int) -> int:
         """How many frames of a `batch`-stream input one call should take.
 

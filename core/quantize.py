@@ -258,6 +258,6 @@ def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu"
             state[name] = tensor.to(device=device, dtype=target)
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)
-    model.codec_model.quantizer.refresh()
+    model.codec_model.prepare()
     model.quantization = "int8" if int8 else None
     return model.eval()

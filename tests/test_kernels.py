@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.attention import widening_attention
+from core.attention import Attention, widening_attention
 from core.compiled_step import compiler_found
 from core.config import MimiConfig
 from core.layers import FewRowLinear, Rotary, few_row_linear
@@ -25,6 +25,46 @@ def test_few_row_linear_equals_linear(rows, bias):
     out = few_row_linear(x, w, b)
     assert out.shape == (1, rows, 40)
     torch.testing.assert_close(out, F.linear(x, w, b), rtol=1e-5, atol=1e-5)
+
+
+def test_few_row_linear_takes_rows_laid_out_any_way():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(96, 2, generator=g).t()[None]  # [1, 2, 96] whose rows are not contiguous (a GELU keeps such strides)
+    w = torch.randn(40, 96, generator=g)
+    torch.testing.assert_close(few_row_linear(x, w), F.linear(x, w), rtol=1e-5, atol=1e-5)
+
+
+def attention(kv_heads: int) -> Attention:
+    torch.manual_seed(kv_heads)
+    return Attention(32, 4, kv_heads, 8, FewRowLinear).eval()
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_fused_qkv_gives_the_same_attention_and_keeps_the_checkpoint_keys(kv_heads):
+    attn = attention(kv_heads)
+    keys = list(attn.state_dict())
+    x = torch.randn(1, 3, 32, generator=torch.Generator().manual_seed(0))
+    cos, sin = Rotary(8, 10000.0).cos_sin(torch.arange(3)[None], torch.float32)
+    mask = torch.ones(1, 1, 3, 3, dtype=torch.bool).tril()
+    with torch.no_grad():
+        expected, _ = attn(x, cos, sin, mask)
+        attn.fuse_qkv()
+        fused, _ = attn(x, cos, sin, mask)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-6)
+    assert list(attn.state_dict()) == keys
+    # the parameters are views of the one stacked tensor: loading a checkpoint afterwards updates it
+    attn.load_state_dict({k: torch.zeros_like(v) for k, v in attn.state_dict().items()})
+    assert attn._fused_qkv.abs().sum() == 0
+
+
+def test_fused_qkv_follows_the_parameters_when_the_module_moves():
+    attn = attention(4)
+    attn.fuse_qkv()
+    attn.to(torch.float64)
+    fused = attn._fused_qkv
+    assert fused.dtype == torch.float64
+    assert attn.q_proj.weight.data_ptr() == fused.data_ptr()
+    assert attn.v_proj.weight.data_ptr() == fused[-attn.v_proj.out_features:].data_ptr()
 
 
 def test_few_row_linear_keeps_the_checkpoint_keys_of_a_linear():
