@@ -16,7 +16,7 @@ class ModelOptions:
     source: str  # hub repo id or local checkpoint folder
     device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
     dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
-    quantize: str | None  # "auto" (int8 on a CPU), "int8", or None for full-precision weights
+    quantize: str | None  # "auto" (int8 on a CPU), "int8", "int4", or None for full-precision weights
     compile: bool | str = False  # compile the CPU step (needs a C++ compiler); "auto": where it cannot keep up
 
 
@@ -34,9 +34,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="weight and compute precision (default: chosen by the engine for the device)",
     )
     parser.add_argument(
-        "--quantize", default="auto", choices=["auto", "none", "int8"],
+        "--quantize", default="auto", choices=["auto", "none", "int8", "int4"],
         help="auto (default): int8 decoder weights on a CPU, the fastest uncompiled mode; "
-             "full precision on a GPU. none: full precision everywhere",
+             "full precision on a GPU. int4: half int8's bytes, faster still for one stream on a CPU "
+             "whose memory is slow, but less precise; it builds its kernel on first use (a minute; "
+             "needs g++ and an AVX2 CPU). none: full precision everywhere",
     )
     parser.add_argument(
         "--compile", action=argparse.BooleanOptionalAction, default=None,

@@ -94,11 +94,12 @@ class _TerminalListener(PipelineListener):
         self._announced_loading = False
 
     def on_loading(self, stage: str, done: int, total: int) -> None:
-        if stage == "compile":
+        if stage in ("compile", "kernel"):
             if self._progress_tty:
                 sys.stderr.write("\r\x1b[K")
-            print("surtitle: compiling the model for this CPU (a minute or two the first time; "
-                  "later starts reuse the result)", file=sys.stderr, flush=True)
+            line = ("compiling the model for this CPU (a minute or two the first time; later starts reuse the result)"
+                    if stage == "compile" else "preparing the int4 kernel (built once per machine: about a minute)")
+            print(f"surtitle: {line}", file=sys.stderr, flush=True)
             self._announced_loading = False  # the progress line is gone
             return
         if self._progress_tty:

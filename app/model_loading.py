@@ -1,8 +1,9 @@
 """Loading the engine for a live session, reporting progress a window or a terminal can show.
 
-Three stages reach the reporter as (stage, done, total): "download" in bytes while a hub checkpoint
-is fetched (through a tqdm class handed to huggingface_hub; nothing is printed), "weights" in
-tensors while they are read, and "compile" (0, 0: no measure of progress) if the step is compiled.
+Four stages reach the reporter as (stage, done, total): "kernel" (0, 0: no measure of progress)
+while int4's kernel is built or found in its cache, "download" in bytes while a hub checkpoint is
+fetched (through a tqdm class handed to huggingface_hub; nothing is printed), "weights" in tensors
+while they are read, and "compile" (0, 0) if the step is compiled.
 torch is imported here, on first use, so the pipeline module and `surtitle --help` stay light.
 """
 
@@ -46,6 +47,11 @@ def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
     from core.runtime import configure_threads
 
     configure_threads()  # once per process, before the first step (see core.runtime for the policy)
+    if options.quantize == "int4":
+        from core.int4 import kernel
+
+        report("kernel", 0, 0)  # built on a machine's first int4 session: about a minute
+        kernel()
     extra: dict[str, Any] = {"quantize": options.quantize} if options.quantize else {}
     return StreamingTranscriber.from_pretrained(
         options.model,

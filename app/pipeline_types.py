@@ -22,7 +22,7 @@ class PipelineOptions:
     save_audio: bool = True  # record the session audio (24 kHz 16-bit WAV) next to the journal
     max_lag_s: float = 10.0  # when the engine falls further behind live than this, skip to live (a gap)
     title: str | None = None  # session title; None: "Session <date> <time>"
-    quantize: str | None = None  # None, "int8" (CPU decoder weights) or "auto" (int8 on a CPU); see core.quantize
+    quantize: str | None = None  # None, "int8" or "int4" (CPU decoder weights), "auto" (int8 on a CPU); see core.quantize
     dtype: str | None = None  # decoder precision ("float32", "bfloat16"...); None: the engine's choice
     # compile the CPU step (core.compiled_step; needs a C++ compiler); "auto": only where the
     # uncompiled step would not keep up live (the engine times a few frames as it loads)

@@ -21,6 +21,7 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, torch
 from core import KyutaiSpeechToTextForConditionalGeneration as M
+from core.int4 import Int4Linear
 from core.quantize import Int8Linear
 
 def hwm_kb():  # this process's peak RSS (ru_maxrss would carry the parent's over exec)
@@ -32,7 +33,7 @@ base = hwm_kb()
 m = M.from_pretrained(sys.argv[1], quantize=None if sys.argv[2] == "none" else sys.argv[2])
 tensors = list(m.parameters()) + list(m.buffers())
 held = sum(t.numel() * t.element_size() for t in tensors)
-packed = sum(mod.packed_bytes for mod in m.modules() if isinstance(mod, Int8Linear))
+packed = sum(mod.packed_bytes for mod in m.modules() if isinstance(mod, (Int8Linear, Int4Linear)))
 peak = hwm_kb()
 print(json.dumps({"baseline_rss_mb": base / 1024, "peak_rss_mb": peak / 1024, "float_tensors_mb": held / 2**20, "weights_mb": (held + packed) / 2**20}))
 """
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", default="1b", choices=["1b", "2.6b"])
     ap.add_argument("--dir", default=None)
-    ap.add_argument("--quantize", default="none", choices=["none", "int8"])
+    ap.add_argument("--quantize", default="none", choices=["none", "int8", "int4"])
     args = ap.parse_args(argv)
     folder = Path(args.dir or f"/tmp/surtitle-{args.shape}-random")
     if not (folder / "model.safetensors").is_file():

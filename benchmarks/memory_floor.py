@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from core.mimi import Codebook
+from core.int4 import Int4Linear
 from core.quantize import Int8Linear
 
 
@@ -39,7 +40,7 @@ def decoder_bytes(model: nn.Module) -> int:
     for name, module in model.named_modules():
         if name.startswith("codec_model"):
             continue
-        if isinstance(module, Int8Linear):
+        if isinstance(module, (Int8Linear, Int4Linear)):
             total += module.packed_bytes
         elif isinstance(module, nn.Linear):
             total += module.weight.numel() * module.weight.element_size()

@@ -136,7 +136,7 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
 
 def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype: Any = None,
                quantize: str | None = None, progress: Callable[[int, int], None] | None = None, **hub_kwargs):
-    from .quantize import BackgroundPacker, resolve_mode, swap_in_int8
+    from .quantize import QUANTIZED, BackgroundPacker, resolve_mode, swap_in_quantized
 
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
@@ -145,19 +145,19 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
         raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
     device = resolve_device(device_map)
     quantize = resolve_mode(quantize, device)
-    decoder_dtype = torch.float32 if quantize == "int8" else resolve_dtype(dtype, device)
+    decoder_dtype = torch.float32 if quantize in QUANTIZED else resolve_dtype(dtype, device)
     with torch.device("meta"):
         model = cls(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state = {}
     release = ReleaseEvery(64 * 2**20)
-    int8 = quantize == "int8"
-    with BackgroundPacker() if int8 else nullcontext() as packer:
-        int8_setters = swap_in_int8(model, packer) if int8 else {}
+    quantized = quantize in QUANTIZED
+    with BackgroundPacker() if quantized else nullcontext() as packer:
+        setters = swap_in_quantized(model, quantize, packer) if quantized else {}
         for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):
             owner = name.rpartition(".")[0]
-            if owner in int8_setters:
-                int8_setters[owner](tensor)  # quantized as it arrives: float32 never piles up
+            if owner in setters:
+                setters[owner](tensor)  # quantized as it arrives: float32 never piles up
             else:
                 state[name] = tensor
             release.add(tensor.nbytes)  # the read's and conversion's freed buffers go back to the OS

@@ -4,7 +4,7 @@ On a CPU the eager step pays for every small op twice: its own dispatch, and a c
 each weight matrix streamed through the caches just before evicted the code and data the next ops
 need (an rms_norm takes 9 µs alone and 46 µs right after a 23 MB int8 matmul, on the 2-core test
 machine). Inductor fuses the norms, rotations, cache writes, activations and the codec's small
-convs into a few C++ kernels; the int8 matmuls stay fbgemm's, as the opaque op below. Measured on
+convs into a few C++ kernels; the int8 and int4 products stay their kernels', as the opaque op below. Measured on
 the stt-1b shape, int8, 2 cores: a live frame went from 70 to 62 ms, a frame of a file from 54
 to 51 ms (benchmarks/bench.py --compile).
 
@@ -29,25 +29,25 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_INT8_LINEARS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_QUANTIZED_LINEARS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 _numbers = itertools.count()
 _told_no_compiler = False
 
 
-def register_int8_linear(module: Any) -> int:
+def register_quantized_linear(module: Any) -> int:
     """A number by which the traced op below finds `module` (held weakly: models can still be freed)."""
     number = next(_numbers)
-    _INT8_LINEARS[number] = module
+    _QUANTIZED_LINEARS[number] = module
     return number
 
 
-@torch.library.custom_op("surtitle::int8_linear", mutates_args=())
-def int8_linear(x: torch.Tensor, number: int, out_features: int) -> torch.Tensor:
-    """x [M, in] float32 -> [M, out]: Int8Linear number `number`'s matmul, opaque to the compiler."""
-    return torch.ops.quantized.linear_dynamic(x, _INT8_LINEARS[number]._packed, True)
+@torch.library.custom_op("surtitle::quantized_linear", mutates_args=())
+def quantized_linear(x: torch.Tensor, number: int, out_features: int) -> torch.Tensor:
+    """x [M, in] float32 -> [M, out]: Int8Linear or Int4Linear number `number`'s product, opaque to the compiler."""
+    return _QUANTIZED_LINEARS[number].product(x)
 
 
-@int8_linear.register_fake
+@quantized_linear.register_fake
 def _(x: torch.Tensor, number: int, out_features: int) -> torch.Tensor:
     return x.new_empty(x.shape[0], out_features)
 

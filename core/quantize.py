@@ -1,4 +1,4 @@
-"""Precision modes of the decoder: float32, bfloat16, or int8 weights.
+"""Precision modes of the decoder: float32, bfloat16, int8 or int4 weights (int4: core/int4.py).
 
 int8 stores every decoder linear (attention projections, FFN, text head) as int8 with one float
 scale per output channel, packed for fbgemm's dynamic-quantized matmul: activations are quantized
@@ -22,11 +22,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .compiled_step import int8_linear, register_int8_linear
+from .compiled_step import quantized_linear, register_quantized_linear
 from .errors import ConfigError
 from .runtime import native_bfloat16
 
-MODES = ("float32", "bfloat16", "float16", "int8")
+MODES = ("float32", "bfloat16", "float16", "int8", "int4")
+QUANTIZED = ("int8", "int4")  # modes whose decoder linears are replaced
 
 
 class Int8Linear(nn.Module):
@@ -46,7 +47,7 @@ class Int8Linear(nn.Module):
         assert sum(self.parts) == out_features, "parts must add up to the output size"
         self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # part -> (int8 rows, scales)
         self._packed = None
-        self._number = register_int8_linear(self)  # how a compiled step finds this module's weights
+        self._number = register_quantized_linear(self)  # how a compiled step finds this module's weights
 
     def set_weight(self, weight: torch.Tensor, part: int = 0, packer: "BackgroundPacker | None" = None) -> None:
         """Quantize one part's float rows; once every part is in, pack them (on `packer`'s thread if given)."""
@@ -89,12 +90,16 @@ class Int8Linear(nn.Module):
             scale = torch.linalg.vector_norm(flat, ord=float("inf"), dim=1, keepdim=True).clamp_min(1e-30) / 63
             flat = torch.cat((torch.round(flat / scale), _pinning_row(flat.shape[1], flat.device)))  # [M + 1, in]
         if torch.compiler.is_compiling():  # traced: the packed weights are found by this module's number
-            y = int8_linear(flat, self._number, self.out_features)
+            y = quantized_linear(flat, self._number, self.out_features)
         else:
-            y = torch.ops.quantized.linear_dynamic(flat, self._packed, True)
+            y = self.product(flat)
         if rows > 1:
             y = y[:rows] * scale
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+    def product(self, flat: torch.Tensor) -> torch.Tensor:
+        """flat [M, in] float32 -> [M, out], through fbgemm."""
+        return torch.ops.quantized.linear_dynamic(flat, self._packed, True)
 
     @property
     def packed_bytes(self) -> int:
@@ -163,18 +168,22 @@ def resolve_mode(mode: str | None, device: torch.device) -> str | None:
 
 
 def check_mode(mode: str | None, device: torch.device) -> None:
-    if mode not in (None, "int8"):
-        raise ConfigError(f"unknown quantization {mode!r}; use 'int8', 'auto' or none")
+    if mode not in (None, *QUANTIZED):
+        raise ConfigError(f"unknown quantization {mode!r}; use 'int8', 'int4', 'auto' or none")
+    if mode in QUANTIZED and device.type != "cpu":
+        raise ConfigError(f"{mode} quantization runs on the CPU; on a GPU use bfloat16 (the default there)")
     if mode == "int8":
-        if device.type != "cpu":
-            raise ConfigError("int8 quantization runs on the CPU; on a GPU use bfloat16 (the default there)")
         if "fbgemm" not in torch.backends.quantized.supported_engines and \
                 "x86" not in torch.backends.quantized.supported_engines:
             raise ConfigError("this PyTorch build has no int8 CPU kernels (fbgemm); use float32 instead")
+    if mode == "int4":
+        from .int4 import kernel
+
+        kernel()  # built (about a minute) or found in the cache now: a ConfigError here says why not
 
 
 def quantizable(model: nn.Module) -> list[str]:
-    """Names of the decoder linears that int8 mode replaces."""
+    """Names of the decoder linears that int8 and int4 modes replace."""
     return [name for name, m in model.named_modules()
             if isinstance(m, nn.Linear) and not name.startswith("codec_model.")]
 
@@ -182,23 +191,26 @@ def quantizable(model: nn.Module) -> list[str]:
 WeightSetter = Callable[[torch.Tensor], None]
 
 
-def swap_in_int8(model: nn.Module, packer: BackgroundPacker | None = None) -> dict[str, WeightSetter]:
-    """Make `model` (built on meta) an int8 model before its weights arrive.
+def swap_in_quantized(model: nn.Module, mode: str, packer: BackgroundPacker | None = None) -> dict[str, WeightSetter]:
+    """Make `model` (built on meta) an int8 or int4 model before its weights arrive.
 
-    The decoder linears become empty Int8Linear modules, each attention's q/k/v one stacked, and
-    on a CPU with native bfloat16 the decoder's key/value ring is narrowed to bfloat16. Returns,
-    for every replaced linear's name (as the checkpoint names it), where its weight goes; with a
-    `packer`, packing happens on its thread and is complete only once the packer is left.
+    The decoder linears become empty Int8Linear (Int4Linear) modules, each attention's q/k/v one
+    stacked, and on a CPU with native bfloat16 the decoder's key/value ring is narrowed to
+    bfloat16. Returns, for every replaced linear's name (as the checkpoint names it), where its
+    weight goes; with a `packer`, packing happens on its thread and is complete only once the
+    packer is left.
     """
     from .attention import Attention
+    from .int4 import Int4Linear
 
+    linear = {"int8": Int8Linear, "int4": Int4Linear}[mode]
     setters: dict[str, WeightSetter] = {}
     names = set(quantizable(model))
     for name, attn in list(model.named_modules()):
         projections = [f"{name}.{p}" for p in ("q_proj", "k_proj", "v_proj")]
         if isinstance(attn, Attention) and set(projections) <= names:
             sizes = tuple(getattr(attn, p).out_features for p in ("q_proj", "k_proj", "v_proj"))
-            stacked = Int8Linear(attn.q_proj.in_features, sum(sizes), parts=sizes)
+            stacked = linear(attn.q_proj.in_features, sum(sizes), parts=sizes)
             attn.stack_qkv(stacked)
             for part, full in enumerate(projections):
                 setters[full] = partial(stacked.set_weight, part=part, packer=packer)
@@ -207,7 +219,7 @@ def swap_in_int8(model: nn.Module, packer: BackgroundPacker | None = None) -> di
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         old = getattr(parent, attr)
-        setattr(parent, attr, Int8Linear(old.in_features, old.out_features))
+        setattr(parent, attr, linear(old.in_features, old.out_features))
         setters[name] = partial(getattr(parent, attr).set_weight, packer=packer)
     if native_bfloat16():
         # attention reads the whole key/value ring every step: on a CPU with native bfloat16 the
@@ -217,14 +229,14 @@ def swap_in_int8(model: nn.Module, packer: BackgroundPacker | None = None) -> di
 
 
 def compiled_kv_dtype(model: nn.Module) -> torch.dtype | None:
-    """The key/value ring of a compiled int8 CPU step: bfloat16, native or not (None: the model's own).
+    """The key/value ring of a compiled int8 or int4 CPU step: bfloat16, native or not (None: the model's own).
 
     Attention reads the whole ring every step. Without native bfloat16 an eager int8 step keeps it
     in float32 (SDPA in emulated bfloat16 is slower than in float32), but compiled, the widening to
     float32 is fused into attention's loops (core.attention.widening_attention), so the ring is read
     at half the bytes: a compiled 1b frame on 2 AMD Zen 3 cores went from 114-139 to 100-117 ms.
     """
-    if getattr(model, "quantization", None) == "int8" and model.device.type == "cpu":
+    if getattr(model, "quantization", None) in QUANTIZED and model.device.type == "cpu":
         return torch.bfloat16
     return None
 
@@ -242,22 +254,21 @@ def prepare_model(base: nn.Module, mode: str, device: torch.device | str = "cpu"
         raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     with torch.device("meta"):
         model = type(base)(base.config)
-    int8 = {}
-    if mode == "int8":
-        check_mode("int8", device)
-        int8 = swap_in_int8(model)
-    dtype = {"int8": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
-             "float16": torch.float16}[mode]
+    setters = {}
+    if mode in QUANTIZED:
+        check_mode(mode, device)
+        setters = swap_in_quantized(model, mode)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(mode, torch.float32)
     state = {}
     for name, tensor in base.state_dict().items():
         owner = name.rpartition(".")[0]
-        if owner in int8:
-            int8[owner](tensor)
+        if owner in setters:
+            setters[owner](tensor)
         else:
             target = torch.float32 if name.startswith("codec_model.") else dtype
             state[name] = tensor.to(device=device, dtype=target)
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device)
     model.codec_model.prepare()
-    model.quantization = "int8" if int8 else None
+    model.quantization = mode if mode in QUANTIZED else None
     return model.eval()

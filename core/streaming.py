@@ -54,7 +54,7 @@ class StreamingTranscriber:
                         cache_dir=None, tqdm_class=None, compile: bool | str = False,
                         on_compile=None) -> "StreamingTranscriber":
         """Load a -trfs checkpoint (folder or hub id). quantize="int8" stores the decoder's weights as
-        int8 (CPU), "auto" does so on a CPU only; dtype picks the decoder's float type (default:
+        int8 (CPU), "int4" as int4 (CPU with AVX2; core.int4), "auto" int8 on a CPU only; dtype picks the decoder's float type (default:
         float32 on CPU, bfloat16 on GPU); compile=True compiles the CPU step (see core.compiled_step),
         compile="auto" does so only where the uncompiled step cannot keep up with live audio;
         on_compile() is called as compiling begins."""

@@ -122,6 +122,8 @@ def test_engine_options_reach_the_factory(tmp_path):
          "--quantize", "int8", "-o", "-"]
     )
     assert factory.calls == [ModelOptions(str(tmp_path), "cuda:1", "bfloat16", "int8")]
+    _, factory = _run([_wav(tmp_path / "a.wav"), "--quantize", "int4", "-o", "-"])
+    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "int4")]
     _, factory = _run([_wav(tmp_path / "a.wav"), "--compile", "-o", "-"])
     assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=True)]
     _, factory = _run([_wav(tmp_path / "a.wav"), "--no-compile", "-o", "-"])
@@ -323,7 +325,7 @@ def test_help_lists_the_commands(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--format", "docx"], ["--device", "gpu0"], ["--quantize", "int4"]],
+    [["--format", "docx"], ["--device", "gpu0"], ["--quantize", "int3"]],
     ids=["format", "device", "quantize"],
 )
 def test_bad_arguments_exit_2(tmp_path, capsys, argv):

@@ -97,6 +97,8 @@ def test_compiling_is_announced_on_its_own_line(capsys):
     listener.on_loading("compile", 0, 0)
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("surtitle: compiling the model for this CPU")
+    listener.on_loading("kernel", 0, 0)
+    assert capsys.readouterr().err.startswith("surtitle: preparing the int4 kernel")
 
 
 def test_live_for_n_seconds_recovers_a_crashed_session_first(tiny_ckpt, data_dir, microphone, capsys):

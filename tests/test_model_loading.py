@@ -1,4 +1,4 @@
-"""KeptEngine: the app's engine kept between live sessions (app/model_loading.py)."""
+"""Loading the engine (app/model_loading.py), and KeptEngine: the engine kept between live sessions."""
 
 import gc
 import weakref
@@ -66,3 +66,18 @@ def test_an_unhealthy_engine_is_dropped():
     engines.give_back(engines(Options(), None), Options(), healthy=False)
     engines(Options(), None)
     assert len(loaded) == 2
+
+
+def test_an_int4_engine_reports_its_kernel_before_its_weights(tiny_ckpt):
+    import pytest
+
+    from app.model_loading import load_transcriber
+    from core.int4 import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    stages = []
+    engine = load_transcriber(Options(model=str(tiny_ckpt), quantize="int4"),
+                              lambda stage, done, total: stages.append(stage))
+    assert engine.model.quantization == "int4"
+    assert stages[0] == "kernel" and "weights" in stages and "kernel" not in stages[1:]

@@ -186,8 +186,8 @@ def test_state_is_fixed_and_memory_flat_over_a_long_stream(tiny_checkpoint):
     assert stream.steps > 5 * 60 * 12.5
 
 
-@pytest.mark.parametrize("mode", [dict(quantize="int8"), dict(dtype="bfloat16"), dict(dtype="float16")],
-                         ids=["int8", "bfloat16", "float16"])
+@pytest.mark.parametrize("mode", [dict(quantize="int8"), dict(quantize="int4"), dict(dtype="bfloat16"),
+                                  dict(dtype="float16")], ids=["int8", "int4", "bfloat16", "float16"])
 def test_every_mode_streams_like_its_own_offline_run(tiny_checkpoint, mode):
     folder = tiny_checkpoint("gqa")
     stream = StreamingTranscriber.from_pretrained(folder, **mode)
@@ -220,8 +220,8 @@ def test_int8_logits_stay_close_to_float32(tiny_checkpoint):
 def test_unknown_quantization_is_refused(tiny_checkpoint):
     from core import ConfigError
 
-    with pytest.raises(ConfigError, match="int4"):
-        StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="int4")
+    with pytest.raises(ConfigError, match="int3"):
+        StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="int3")
 
 
 def test_auto_quantization_is_int8_on_the_cpu(tiny_checkpoint):

@@ -17,6 +17,8 @@ def loading_text(stage: str, done: int, total: int) -> str:
     """'Downloading the model… 1.2 GB of 2.7 GB', 'Loading the model… 40%' or 'Compiling…'."""
     if stage == "compile":
         return "Compiling the model for this CPU… (first start: a minute or two)"
+    if stage == "kernel":
+        return "Preparing the 4-bit kernel… (first start: about a minute)"
     if "download" in stage.lower():
         if total > 0:
             return f"Downloading the model… {_size(done)} of {_size(total)}"

@@ -204,3 +204,5 @@ def test_compiling_shows_a_busy_bar_that_says_so(make_window):
     window.controls.show_loading("compile", 0, 0)
     bar = window.controls.progress
     assert bar.format().startswith("Compiling the model for this CPU") and (bar.minimum(), bar.maximum()) == (0, 0)
+    window.controls.show_loading("kernel", 0, 0)
+    assert bar.format().startswith("Preparing the 4-bit kernel") and (bar.minimum(), bar.maximum()) == (0, 0)
