@@ -40,7 +40,10 @@ __all__ = ["LivePipeline", "PipelineInfo", "PipelineListener", "PipelineOptions"
 
 log = logging.getLogger(__name__)
 
-READ_MAX_S = 0.5  # most audio handed on per pass: bounded work between looks at stop and status
+# Most audio handed on per pass: bounded work between looks at stop and status. An engine that has
+# fallen behind gets this much at once, and its codec's cost per frame falls with the frames per
+# call (stt-1b int4, 2 AMD cores: 27.5 ms a frame for 0.5 s, 15.8 for 1 s, 14.8 for 2 s).
+READ_MAX_S = 1.0
 READ_MIN_S = 0.02  # wake for this much at least: a few callbacks' worth, well under an engine frame
 READ_TIMEOUT_S = 0.1  # the loop looks at stop, pause and the device at least this often
 RING_MARGIN_S = 20.0  # ring room beyond max_lag_s, so one slow engine call loses no samples

@@ -3,7 +3,7 @@
 A decoder step reads every weight once, so on a CPU whose memory bus sets the pace the step time
 follows the bytes: int4 with its scales reads 0.5625 bytes a weight against int8's 1 (the 1b
 decoder's linears: 0.47 against 0.84 GB). No ready-made kernel for it beats fbgemm's int8 in a step
-on an AVX2 CPU (benchmarks/README), so core/int4_kernel.cpp is ours: activations quantized to int8
+on an AVX2 CPU (README.md, Speed), so core/int4_kernel.cpp is ours: activations quantized to int8
 per group of 32, products summed exactly in int32 with AVX2, split across torch's threads. It is
 built with torch's extension loader the first time int4 is asked for on a machine (about a minute;
 later starts load it from torch's extension cache), and needs a C++ compiler, ninja, and an x86
@@ -71,21 +71,30 @@ def kernel():
     return _kernel
 
 
-def quantize_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_groups(w: torch.Tensor, rows_at_once: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """w [N, K] float (K a multiple of 64) -> packed [N, K / 2] uint8, scales [N, K / 32] float16.
 
     Each group's value of largest magnitude maps to -8 exactly (its scale keeps that value's sign),
-    so the 16 levels span the group; the others round to the nearest level, within [-8, 7].
+    so the 16 levels span the group; the others round to the nearest level, within [-8, 7]. Rows
+    are quantized `rows_at_once` at a time: whole-matrix temporaries of the 1b's largest weight
+    (92 MB in float32) had lifted the peak memory of loading from 1.2 to 1.4 times the weights.
     """
     n, k = w.shape
-    groups = w.reshape(n, k // GROUP, GROUP)
-    peak = groups.gather(-1, groups.abs().argmax(-1, keepdim=True))  # [N, K/32, 1], signed
-    scales = (peak / -8).to(torch.float16)
-    step = scales.float()
-    levels = torch.where(step != 0, groups / step.where(step != 0, 1.0), 0.0).round_().clamp_(-8, 7)
-    stored = (levels + 8).to(torch.uint8).view(n, k // PAIR, 2, GROUP)  # [N, K/64, 2, 32], in [0, 15]
-    packed = stored[:, :, 0] | (stored[:, :, 1] << 4)  # byte j: value j of the first group, then of the second
-    return packed.reshape(n, k // 2).contiguous(), scales.reshape(n, k // GROUP).contiguous()
+    packed = torch.empty(n, k // 2, dtype=torch.uint8)
+    scales = torch.empty(n, k // GROUP, dtype=torch.float16)
+    for start in range(0, n, rows_at_once):
+        block = w[start:start + rows_at_once]
+        rows = block.shape[0]
+        groups = block.reshape(rows, k // GROUP, GROUP)
+        peak = groups.gather(-1, groups.abs().argmax(-1, keepdim=True))  # [rows, K/32, 1], signed
+        scale = (peak / -8).to(torch.float16)
+        step = scale.float()
+        levels = torch.where(step != 0, groups / step.where(step != 0, 1.0), 0.0).round_().clamp_(-8, 7)
+        stored = (levels + 8).to(torch.uint8).view(rows, k // PAIR, 2, GROUP)  # [rows, K/64, 2, 32], in [0, 15]
+        # byte j of a pair: value j of its first group (low nibble), then of its second
+        torch.bitwise_or(stored[:, :, 0], stored[:, :, 1] << 4, out=packed[start:start + rows].view(rows, k // PAIR, GROUP))
+        scales[start:start + rows] = scale.view(rows, k // GROUP)
+    return packed, scales
 
 
 def dequantize_groups(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
