@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from app.audio.capture import list_input_devices
@@ -61,6 +62,7 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
     listener = _TerminalListener(captions, stop, args.seconds)
     pipeline = LivePipeline(options, listener, capture_factory=make_capture, journal=journal,
                             **_engine_factory(transcriber_factory))
+    listener.engine = lambda: pipeline.transcriber
     with _stop_on_signals(stop, pipeline):
         session_id = pipeline.run(stop)
     listener.cancel_timer()
@@ -92,6 +94,8 @@ class _TerminalListener(PipelineListener):
         self._timer: threading.Timer | None = None
         self._progress_tty = sys.stderr.isatty()
         self._announced_loading = False
+        self.engine: Callable[[], object] = lambda: None  # the session's transcriber, once loaded
+        self._hinted = False
 
     def on_loading(self, stage: str, done: int, total: int) -> None:
         if stage in ("compile", "kernel"):
@@ -130,6 +134,11 @@ class _TerminalListener(PipelineListener):
 
     def on_gap(self, start: float, end: float, reason: str) -> None:
         self._message(f"surtitle: {reason}: {end - start:.1f} s from {format_clock(start)} were not transcribed")
+        if "lag" in reason and not self._hinted:
+            self._hinted = True
+            hint = faster_mode_hint(self.engine())
+            if hint:
+                self._message(hint)
 
     def on_error(self, message: str) -> None:
         self.failed = True
@@ -145,6 +154,16 @@ class _TerminalListener(PipelineListener):
     def cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+def faster_mode_hint(transcriber: object) -> str | None:
+    """What to try when an int8 engine on a CPU falls behind live (said once a session), or None."""
+    model = getattr(transcriber, "model", None)
+    device = getattr(getattr(model, "device", None), "type", None)
+    if device == "cpu" and getattr(model, "quantization", None) == "int8":
+        return ("surtitle: this CPU does not keep up with the model in int8; `--quantize int4` runs "
+                "faster, a little less precisely (README, Speed)")
+    return None
 
 
 @contextmanager

@@ -208,3 +208,20 @@ def test_tty_output_redraws_the_line_with_the_partial_dimmed():
     assert out.getvalue().endswith("\rhello world\x1b[K")
     captions.finish()
     assert out.getvalue().endswith("\rhello world\x1b[K\n")
+
+
+def test_the_first_lag_gap_of_an_int8_cpu_engine_suggests_int4(tiny_ckpt, capsys):
+    from core import StreamingTranscriber
+
+    listener = cli_live._TerminalListener(TerminalCaptions(io.StringIO()), threading.Event(), None)
+    engine = StreamingTranscriber.from_pretrained(tiny_ckpt, quantize="int8")
+    listener.engine = lambda: engine
+    listener.on_gap(10.0, 20.0, "skipped: lag")
+    listener.on_gap(40.0, 50.0, "skipped: lag")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if "--quantize int4" in line] == [lines[1]]  # once, after the first gap
+    listener = cli_live._TerminalListener(TerminalCaptions(io.StringIO()), threading.Event(), None)
+    full = StreamingTranscriber.from_pretrained(tiny_ckpt, quantize="none")
+    listener.engine = lambda: full
+    listener.on_gap(10.0, 20.0, "skipped: lag")
+    assert "int4" not in capsys.readouterr().err  # float32 was chosen on purpose: no advice
