@@ -17,6 +17,7 @@ from core import compiled_step, generation
 from core.compiled_step import compiler_found
 from core.generation import FrameStepper
 from core.streaming import StreamingTranscriber
+from tests.markers import needs_int4
 from tests.signals import noise
 
 pytestmark = pytest.mark.skipif(not compiler_found(), reason="torch.compile needs a C++ compiler (g++)")
@@ -91,7 +92,7 @@ def test_compile_takes_true_false_or_auto(tiny_checkpoint):
         FrameStepper(model, 1, compile="yes")
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("mode", ["int8", pytest.param("int4", marks=needs_int4)])
 def test_compiled_quantized_stream_runs_without_recompiling(tiny_checkpoint, fresh_dynamo, mode):
     folder = tiny_checkpoint("gqa")
     graphs = counters["stats"]["unique_graphs"]

@@ -8,10 +8,9 @@ import torch
 from core import ConfigError
 from core import KyutaiSpeechToTextForConditionalGeneration as Model
 from core.attention import Attention
-from core.int4 import GROUP, Int4Linear, dequantize_groups, quantize_groups, unavailable_reason
+from core.int4 import GROUP, Int4Linear, dequantize_groups, quantize_groups
 from core.quantize import check_mode
-
-needs_int4 = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+from tests.markers import needs_int4
 
 
 def int4(weight: torch.Tensor) -> Int4Linear:
@@ -81,33 +80,12 @@ def test_rows_in_a_batch_get_what_they_get_alone():
 
 
 @needs_int4
-def test_stacked_int4_linear_gives_each_part_its_own_output():
-    torch.manual_seed(5)
-    weights = [torch.randn(n, 64) for n in (48, 16, 16)]
-    stacked = Int4Linear(64, 80, parts=(48, 16, 16))
-    for part in (2, 0, 1):  # in any order, as a checkpoint may list them
-        assert stacked.packed is None
-        stacked.set_weight(weights[part], part=part)
-    x = torch.randn(3, 5, 64)
-    assert torch.equal(stacked(x), torch.cat([int4(w)(x) for w in weights], dim=-1))
-
-
-@needs_int4
-def test_int4_model_loads_with_stacked_projections_and_stays_near_float32(tiny_checkpoint):
-    folder = tiny_checkpoint("gqa")
-    full, small = Model.from_pretrained(folder), Model.from_pretrained(folder, quantize="int4")
+def test_int4_model_stacks_its_projections_and_keeps_a_float32_codec(tiny_checkpoint):
+    small = Model.from_pretrained(tiny_checkpoint("gqa"), quantize="int4")
     assert small.quantization == "int4"
     decoder_attn = [m for n, m in small.named_modules() if isinstance(m, Attention) and not n.startswith("codec_model.")]
     assert decoder_attn and all(isinstance(m.qkv_proj, Int4Linear) for m in decoder_attn)
-    assert {p.dtype for p in small.codec_model.parameters()} == {torch.float32}  # the codec stays float32
-    cfg = full.config
-    torch.manual_seed(0)
-    ids = torch.randint(0, cfg.codec_config.codebook_size, (1, 40, 1 + cfg.num_codebooks))
-    ids[..., 0] = torch.randint(0, cfg.vocab_size, (1, 40))
-    with torch.no_grad():
-        a, b = full(input_ids=ids).logits, small(input_ids=ids).logits
-    assert (a - b).abs().max() < 0.25 * a.abs().max()
-    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.6
+    assert {p.dtype for p in small.codec_model.parameters()} == {torch.float32}
 
 
 def test_int4_without_a_compiler_says_what_to_install(monkeypatch):

@@ -1,4 +1,4 @@
-"""int8 mode's building blocks: stacked projections, the narrower ring, the quantized codec."""
+"""int8 mode's building blocks (stacked projections, the narrower ring, the quantized codec); int4's are in test_int4."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import torch
 
 from core import KyutaiSpeechToTextForConditionalGeneration as Model
 from core.attention import Attention
+from core.int4 import Int4Linear
 from core.quantize import BackgroundPacker, Int8Linear, prepare_model
 from core.runtime import native_bfloat16
+from tests.markers import needs_int4
 
 
 def _int8(weight: torch.Tensor) -> Int8Linear:
@@ -17,16 +19,20 @@ def _int8(weight: torch.Tensor) -> Int8Linear:
     return layer
 
 
-def test_stacked_int8_linear_gives_each_part_its_own_output():
+@pytest.mark.parametrize("linear", [Int8Linear, pytest.param(Int4Linear, marks=needs_int4)], ids=["int8", "int4"])
+def test_stacked_quantized_linear_gives_each_part_its_own_output(linear):
     torch.manual_seed(0)
     weights = [torch.randn(n, 64) for n in (48, 16, 16)]
-    stacked = Int8Linear(64, 80, parts=(48, 16, 16))
+    stacked = linear(64, 80, parts=(48, 16, 16))
     for part in (2, 0, 1):  # in any order, as a checkpoint may list them
-        assert stacked._packed is None
         stacked.set_weight(weights[part], part=part)
     x = torch.randn(3, 5, 64)
-    alone = torch.cat([_int8(w)(x) for w in weights], dim=-1)
-    assert torch.equal(stacked(x), alone)
+    alone = []
+    for w in weights:
+        single = linear(64, w.shape[0])
+        single.set_weight(w)
+        alone.append(single(x))
+    assert torch.equal(stacked(x), torch.cat(alone, dim=-1))
 
 
 def test_int8_weights_are_per_channel():

@@ -8,6 +8,7 @@ import torch
 
 from core import AudioError, KyutaiSpeechToTextProcessor, StreamingTranscriber
 from core.words import WordSegmenter
+from tests.markers import needs_int4
 from tests.signals import noise
 
 
@@ -186,8 +187,8 @@ def test_state_is_fixed_and_memory_flat_over_a_long_stream(tiny_checkpoint):
     assert stream.steps > 5 * 60 * 12.5
 
 
-@pytest.mark.parametrize("mode", [dict(quantize="int8"), dict(quantize="int4"), dict(dtype="bfloat16"),
-                                  dict(dtype="float16")], ids=["int8", "int4", "bfloat16", "float16"])
+@pytest.mark.parametrize("mode", [dict(quantize="int8"), pytest.param(dict(quantize="int4"), marks=needs_int4),
+                                  dict(dtype="bfloat16"), dict(dtype="float16")], ids=["int8", "int4", "bfloat16", "float16"])
 def test_every_mode_streams_like_its_own_offline_run(tiny_checkpoint, mode):
     folder = tiny_checkpoint("gqa")
     stream = StreamingTranscriber.from_pretrained(folder, **mode)
@@ -201,19 +202,21 @@ def test_every_mode_streams_like_its_own_offline_run(tiny_checkpoint, mode):
     assert stream.tokens[0] == offline_tokens(stream, processor, clip)
 
 
-def test_int8_logits_stay_close_to_float32(tiny_checkpoint):
+# how far each mode's logits may move from float32, and how often its top-1 may differ
+@pytest.mark.parametrize("mode, max_move, top1", [("int8", 0.05, 0.9), pytest.param("int4", 0.25, 0.6, marks=needs_int4)])
+def test_quantized_logits_stay_close_to_float32(tiny_checkpoint, mode, max_move, top1):
     from core import KyutaiSpeechToTextForConditionalGeneration as Model
 
     folder = tiny_checkpoint("base")
-    full, small = Model.from_pretrained(folder), Model.from_pretrained(folder, quantize="int8")
+    full, small = Model.from_pretrained(folder), Model.from_pretrained(folder, quantize=mode)
     cfg = full.config
     torch.manual_seed(0)
     ids = torch.randint(0, cfg.codec_config.codebook_size, (1, 40, 1 + cfg.num_codebooks))
     ids[..., 0] = torch.randint(0, cfg.vocab_size, (1, 40))
     with torch.no_grad():
         a, b = full(input_ids=ids).logits, small(input_ids=ids).logits
-    assert (a - b).abs().max() < 0.05 * a.abs().max()
-    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.9
+    assert (a - b).abs().max() < max_move * a.abs().max()
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > top1
     assert {p.dtype for p in small.codec_model.parameters()} == {torch.float32}
 
 
