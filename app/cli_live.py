@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from app.audio.capture import list_input_devices
 from app.cli_common import ModelOptions, add_model_options, error, format_clock, model_options
 from app.journal import Journal
+from app.model_loading import could_run_faster
 from app.pipeline import LivePipeline, default_capture
 from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions
 from app.recovery import recover_unfinished
@@ -136,9 +137,9 @@ class _TerminalListener(PipelineListener):
         self._message(f"surtitle: {reason}: {end - start:.1f} s from {format_clock(start)} were not transcribed")
         if "lag" in reason and not self._hinted:
             self._hinted = True
-            hint = faster_mode_hint(self.engine())
-            if hint:
-                self._message(hint)
+            if could_run_faster(self.engine()):
+                self._message("surtitle: this CPU does not keep up with the model in int8; `--quantize int4` "
+                              "runs faster, a little less precisely (README, Speed)")
 
     def on_error(self, message: str) -> None:
         self.failed = True
@@ -154,16 +155,6 @@ class _TerminalListener(PipelineListener):
     def cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-
-
-def faster_mode_hint(transcriber: object) -> str | None:
-    """What to try when an int8 engine on a CPU falls behind live (said once a session), or None."""
-    model = getattr(transcriber, "model", None)
-    device = getattr(getattr(model, "device", None), "type", None)
-    if device == "cpu" and getattr(model, "quantization", None) == "int8":
-        return ("surtitle: this CPU does not keep up with the model in int8; `--quantize int4` runs "
-                "faster, a little less precisely (README, Speed)")
-    return None
 
 
 @contextmanager

@@ -66,6 +66,13 @@ def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
     )
 
 
+def could_run_faster(transcriber: object) -> bool:
+    """Whether an engine that falls behind live has a faster mode to offer: int8 on a CPU (int4 is)."""
+    model = getattr(transcriber, "model", None)
+    device = getattr(getattr(model, "device", None), "type", None)
+    return device == "cpu" and getattr(model, "quantization", None) == "int8"
+
+
 class KeptEngine:
     """A transcriber factory that keeps the engine of a session that ended well for the next one.
 

@@ -1,7 +1,8 @@
 """Errors on screen: one sentence in the status bar and in a non-modal message box.
 
 At most one box is open; a second error while it is shown replaces its text rather than stacking
-dialogs. Where a remedy exists (run on the CPU, use a local folder, pick another microphone) the box
+dialogs. Where a remedy exists (run on the CPU, use a local folder, pick another microphone, use
+4-bit weights) the box
 offers it as a button.
 """
 
@@ -18,6 +19,7 @@ REMEDY_LABELS = {
     Remedy.USE_CPU: "Use the CPU",
     Remedy.USE_LOCAL_FOLDER: "Choose a local folder…",
     Remedy.CHOOSE_INPUT: "Choose a microphone",
+    Remedy.USE_INT4: "Use 4-bit weights",
 }
 STATUS_TIMEOUT_MS = 30_000
 

@@ -227,6 +227,9 @@ class MainWindow(QMainWindow):
             self.status.showMessage("The model will run on the CPU: press Start again.", 15_000)
         elif remedy is Remedy.USE_LOCAL_FOLDER:
             self.models.browse()
+        elif remedy is Remedy.USE_INT4:
+            self.settings.set_value(Key.PRECISION, "int4")
+            self.status.showMessage("4-bit weights from the next session: stop and press Start again.", 15_000)
         elif remedy is Remedy.CHOOSE_INPUT:
             self.devices.refresh()
             self.devices.setFocus()

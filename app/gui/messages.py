@@ -26,6 +26,7 @@ class Remedy(str, Enum):
     USE_CPU = "use_cpu"
     USE_LOCAL_FOLDER = "use_local_folder"
     CHOOSE_INPUT = "choose_input"
+    USE_INT4 = "use_int4"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.gui.messages import Remedy, as_sentence, describe, remedy_for_message
 from app.gui.qt_signals import emit
+from app.model_loading import could_run_faster
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class TranscriptionWorker(QObject):
         listener = _SignalListener(self)
         try:
             pipeline = self._factory(self._options, listener)
+            listener.engine = lambda: getattr(pipeline, "transcriber", None)
             pipeline.load()
             if not self._stop.is_set():
                 pipeline.run(self._stop, self._pause)
@@ -110,6 +112,8 @@ class _SignalListener:
 
     def __init__(self, worker: TranscriptionWorker):
         self._worker = worker
+        self.engine: Callable[[], object] = lambda: None  # the session's transcriber, once loaded
+        self._advised = False
 
     def on_loading(self, stage: str, done: int, total: int) -> None:
         emit(self._worker.loading_progressed, stage, int(done), int(total))
@@ -129,6 +133,12 @@ class _SignalListener:
 
     def on_gap(self, start: float, end: float, reason: str) -> None:
         emit(self._worker.gap_recorded, float(start), float(end), reason)
+        if "lag" in reason and not self._advised:  # once a session: the gaps themselves are in the transcript
+            self._advised = True
+            if could_run_faster(self.engine()):
+                emit(self._worker.remedy_offered, Remedy.USE_INT4.value)
+                emit(self._worker.error_occurred, "Captions fall behind on this CPU with 8-bit weights; 4-bit "
+                     "weights run faster, a little less precisely (from the next session).")
 
     def on_error(self, message: str) -> None:
         remedy = remedy_for_message(message)

@@ -206,3 +206,10 @@ def test_compiling_shows_a_busy_bar_that_says_so(make_window):
     assert bar.format().startswith("Compiling the model for this CPU") and (bar.minimum(), bar.maximum()) == (0, 0)
     window.controls.show_loading("kernel", 0, 0)
     assert bar.format().startswith("Preparing the 4-bit kernel") and (bar.minimum(), bar.maximum()) == (0, 0)
+
+
+def test_the_4_bit_remedy_sets_the_precision_for_the_next_session(make_window, settings):
+    window = make_window()
+    window.on_errors_remedy_chosen(Remedy.USE_INT4)
+    assert settings.value(Key.PRECISION) == "int4"
+    assert "4-bit" in window.status.currentMessage()

@@ -146,3 +146,34 @@ def test_options_follow_the_settings(settings):
     assert options_from_settings(settings, "").compile is True
     settings.set_value(Key.COMPILE, "never")
     assert options_from_settings(settings, "").compile is False
+
+
+def test_the_first_lag_gap_of_an_int8_cpu_engine_offers_4_bit_weights(tiny_ckpt):
+    from app.gui.worker import TranscriptionWorker, _SignalListener
+    from core import StreamingTranscriber
+
+    worker = TranscriptionWorker(options=None)
+    offered, said = [], []
+    worker.remedy_offered.connect(offered.append)
+    worker.error_occurred.connect(said.append)
+    listener = _SignalListener(worker)
+    engine = StreamingTranscriber.from_pretrained(tiny_ckpt, quantize="int8")
+    listener.engine = lambda: engine
+    listener.on_gap(0.0, 1.0, "dropped: overflow")  # not the engine's fault: no advice
+    assert offered == []
+    listener.on_gap(10.0, 20.0, "skipped: lag")
+    listener.on_gap(40.0, 50.0, "skipped: lag")
+    assert offered == [Remedy.USE_INT4.value] and len(said) == 1 and "4-bit" in said[0]
+    full = _SignalListener(worker)
+    float32 = StreamingTranscriber.from_pretrained(tiny_ckpt, quantize="none")
+    full.engine = lambda: float32
+    full.on_gap(10.0, 20.0, "skipped: lag")
+    assert offered == [Remedy.USE_INT4.value]  # full precision was chosen on purpose
+
+
+def test_options_take_4_bit_weights(settings):
+    from app.gui.settings import Key
+    from app.gui.worker import options_from_settings
+
+    settings.set_value(Key.PRECISION, "int4")
+    assert options_from_settings(settings, "").quantize == "int4"
