@@ -16,6 +16,7 @@ int4 is a mode to ask for where int8 cannot keep up, not the default.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -40,15 +41,19 @@ _kernel_lock = threading.Lock()
 
 
 def unavailable_reason() -> str | None:
-    """Why int4 cannot run on this machine, or None if it can."""
+    """Why int4 cannot run on this machine, or None if it can (and then ninja is on PATH for the loader)."""
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         return "int4 needs an x86 CPU with AVX2; use int8"
     if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
         return "int4 builds its kernel on first use and needs a C++ compiler: install g++ (or use int8)"
     try:
-        import ninja  # noqa: F401
+        import ninja
     except ImportError:
         return "int4 builds its kernel with ninja: pip install ninja (or use int8)"
+    # torch's loader runs `ninja` from PATH, which lacks the virtual environment's bin folder when
+    # the surtitle script is started by its full path without activating the environment
+    if ninja.BIN_DIR not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     return None
 
 
@@ -62,7 +67,7 @@ def kernel():
                 raise ConfigError(reason)
             from torch.utils.cpp_extension import load
 
-            try:
+            try:  # -fopenmp: without it at::parallel_for, a header template, runs on one thread
                 _kernel = load(name="surtitle_int4", sources=[str(SOURCE)],
                                extra_cflags=["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"], verbose=False)
             except (RuntimeError, OSError) as exc:

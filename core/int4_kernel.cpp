@@ -25,7 +25,7 @@ namespace {
 
 constexpr int64_t kGroup = 32;
 constexpr int64_t kPair = 2 * kGroup;  // values per 32 packed bytes
-constexpr int kRowsAtOnce = 2;  // activation rows that share each unpacked pair of groups (more spill registers)
+constexpr int kRowsAtOnce = 2;  // activation rows sharing each unpacked pair of groups (more: the accumulators spill)
 
 // Activation rows quantized per group: values, scales, and each group's sum of values.
 struct QuantizedRows {
