@@ -150,7 +150,7 @@ class Int4Linear(nn.Module):
 
     def product(self, flat: torch.Tensor) -> torch.Tensor:
         """flat [M, padded] float32 -> [M, out]."""
-        return kernel().int4_linear(flat, self.packed, self.scales)
+        return (_kernel or kernel()).int4_linear(flat, self.packed, self.scales)  # no lock once built
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
