@@ -21,8 +21,7 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, torch
 from core import KyutaiSpeechToTextForConditionalGeneration as M
-from core.int4 import Int4Linear
-from core.quantize import Int8Linear
+from core.quantize import QuantizedLinear
 
 def hwm_kb():  # this process's peak RSS (ru_maxrss would carry the parent's over exec)
     for line in open("/proc/self/status"):
@@ -33,7 +32,7 @@ base = hwm_kb()
 m = M.from_pretrained(sys.argv[1], quantize=None if sys.argv[2] == "none" else sys.argv[2])
 tensors = list(m.parameters()) + list(m.buffers())
 held = sum(t.numel() * t.element_size() for t in tensors)
-packed = sum(mod.packed_bytes for mod in m.modules() if isinstance(mod, (Int8Linear, Int4Linear)))
+packed = sum(mod.packed_bytes for mod in m.modules() if isinstance(mod, QuantizedLinear))
 peak = hwm_kb()
 print(json.dumps({"baseline_rss_mb": base / 1024, "peak_rss_mb": peak / 1024, "float_tensors_mb": held / 2**20, "weights_mb": (held + packed) / 2**20}))
 """

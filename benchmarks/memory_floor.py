@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from core.mimi import Codebook
-from core.int4 import Int4Linear
-from core.quantize import Int8Linear
+from core.quantize import QuantizedLinear
 
 
 def read_bandwidth_gbs(megabytes: int = 256, repeats: int = 7) -> float:
@@ -40,7 +39,7 @@ def decoder_bytes(model: nn.Module) -> int:
     for name, module in model.named_modules():
         if name.startswith("codec_model"):
             continue
-        if isinstance(module, (Int8Linear, Int4Linear)):
+        if isinstance(module, QuantizedLinear):
             total += module.packed_bytes
         elif isinstance(module, nn.Linear):
             total += module.weight.numel() * module.weight.element_size()

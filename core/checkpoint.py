@@ -145,13 +145,13 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
         raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
     device = resolve_device(device_map)
     quantize = resolve_mode(quantize, device)
-    decoder_dtype = torch.float32 if quantize in QUANTIZED else resolve_dtype(dtype, device)
+    quantized = quantize in QUANTIZED
+    decoder_dtype = torch.float32 if quantized else resolve_dtype(dtype, device)
     with torch.device("meta"):
         model = cls(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state = {}
     release = ReleaseEvery(64 * 2**20)
-    quantized = quantize in QUANTIZED
     with BackgroundPacker() if quantized else nullcontext() as packer:
         setters = swap_in_quantized(model, quantize, packer) if quantized else {}
         for name, tensor in read_tensors(expected, folder, device, decoder_dtype, progress):

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .compiled_step import quantized_linear, register_quantized_linear
 from .errors import ConfigError
+from .quantize import QuantizedLinear
 
 if TYPE_CHECKING:
     from .quantize import BackgroundPacker
@@ -110,30 +109,25 @@ def dequantize_groups(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tenso
     return ((stored.float() - 8) * scales.float()[..., None]).reshape(n, -1)
 
 
-class Int4Linear(nn.Module):
+class Int4Linear(QuantizedLinear):
     """A bias-free linear with int4 weights in groups of 32 (CPU, AVX2).
 
-    Like Int8Linear it may stack several linears that share their input (`parts`, e.g. q, k, v),
-    which arrive one at a time; each weight is quantized as it arrives, so loading never holds more
-    than one layer in float32. Inputs whose size is not a multiple of 64 are padded with zeros
-    (tiny test models; the released ones need none).
+    Stacked like Int8Linear; each part is quantized as it arrives, so loading never holds more than
+    one layer in float32. Inputs whose size is not a multiple of 64 are padded with zeros (tiny
+    test models; the released ones need none).
     """
 
+    kind = f"int4 groups of {GROUP}"
+
     def __init__(self, in_features: int, out_features: int, parts: tuple[int, ...] | None = None):
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.parts = parts or (out_features,)
-        assert sum(self.parts) == out_features, "parts must add up to the output size"
+        super().__init__(in_features, out_features, parts)
         self.padded = -(-in_features // PAIR) * PAIR
-        self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.packed: torch.Tensor | None = None  # [out, padded / 2] uint8
         self.scales: torch.Tensor | None = None  # [out, padded / 32] float16
-        self._number = register_quantized_linear(self)  # how a compiled step finds this module's weights
 
     def set_weight(self, weight: torch.Tensor, part: int = 0, packer: "BackgroundPacker | None" = None) -> None:
         """Quantize one part's float rows (on `packer`'s thread if given); complete once every part is in."""
-        w = weight.detach().float().cpu()
-        assert w.shape == (self.parts[part], self.in_features), "weight does not fit this part"
+        w = self._float_part(weight, part)
         if packer is None:
             self._quantize(w, part)
         else:  # one worker thread: a module's parts are still quantized one after the other
@@ -142,11 +136,9 @@ class Int4Linear(nn.Module):
     def _quantize(self, w: torch.Tensor, part: int) -> None:
         if self.padded != self.in_features:
             w = F.pad(w, (0, self.padded - self.in_features))
-        self._pending[part] = quantize_groups(w)
-        if len(self._pending) == len(self.parts):
-            self.packed = torch.cat([self._pending[i][0] for i in range(len(self.parts))])
-            self.scales = torch.cat([self._pending[i][1] for i in range(len(self.parts))])
-            self._pending.clear()
+        stacked = self._add_part(part, *quantize_groups(w))
+        if stacked is not None:
+            self.packed, self.scales = stacked
 
     def product(self, flat: torch.Tensor) -> torch.Tensor:
         """flat [M, padded] float32 -> [M, out]."""
@@ -157,17 +149,9 @@ class Int4Linear(nn.Module):
         flat = x.reshape(-1, shape[-1]).float()  # [M, in]
         if self.padded != self.in_features:
             flat = F.pad(flat, (0, self.padded - self.in_features))
-        if torch.compiler.is_compiling():  # traced: the weights are found by this module's number
-            y = quantized_linear(flat, self._number, self.out_features)
-        else:
-            y = self.product(flat)
-        return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+        return self._run(flat).reshape(*shape[:-1], self.out_features).to(x.dtype)
 
     @property
     def packed_bytes(self) -> int:
         """Bytes of the packed weights: half a byte a value, two per group of 32 for its scale."""
         return self.out_features * (self.padded // 2 + 2 * self.padded // GROUP)
-
-    def extra_repr(self) -> str:
-        stacked = f", {len(self.parts)} stacked" if len(self.parts) > 1 else ""
-        return f"in_features={self.in_features}, out_features={self.out_features}, int4 groups of {GROUP}{stacked}"

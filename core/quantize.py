@@ -30,44 +30,78 @@ MODES = ("float32", "bfloat16", "float16", "int8", "int4")
 QUANTIZED = ("int8", "int4")  # modes whose decoder linears are replaced
 
 
-class Int8Linear(nn.Module):
-    """A bias-free linear with per-output-channel int8 weights (CPU, fbgemm).
+class QuantizedLinear(nn.Module):
+    """What Int8Linear and Int4Linear share: a bias-free linear that may stack several linears
+    sharing their input (`parts`: their output sizes, e.g. q, k, v), whose parts arrive one at a
+    time, and a product that a compiled step reaches through one opaque op (core.compiled_step)."""
 
-    It may stack several linears that share their input (`parts`: their output sizes, e.g. q, k,
-    v): each part's rows keep their own int8 values and scales and the activation is quantized once
-    for all, so each slice of the output is what that part gives alone, while one call reads all
-    the weights in one pass. Parts arrive one at a time (`set_weight(w, part)`) and are packed when
-    the last one is in, so loading never holds more than one layer's rows in float32.
-    """
+    kind = ""  # how extra_repr names the weights
 
     def __init__(self, in_features: int, out_features: int, parts: tuple[int, ...] | None = None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.parts = parts or (out_features,)
         assert sum(self.parts) == out_features, "parts must add up to the output size"
-        self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # part -> (int8 rows, scales)
-        self._packed = None
+        self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # part -> its two quantized tensors
         self._number = register_quantized_linear(self)  # how a compiled step finds this module's weights
+
+    def _float_part(self, weight: torch.Tensor, part: int) -> torch.Tensor:
+        w = weight.detach().float().cpu()
+        assert w.shape == (self.parts[part], self.in_features), "weight does not fit this part"
+        return w
+
+    def _add_part(self, part: int, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Keep one part's tensors; once every part is in, both stacked in part order (else None)."""
+        self._pending[part] = (first, second)
+        if len(self._pending) < len(self.parts):
+            return None
+        stacked = tuple(torch.cat([self._pending[i][j] for i in range(len(self.parts))]) for j in (0, 1))
+        self._pending.clear()
+        return stacked
+
+    def _run(self, flat: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # traced: the weights are found by this module's number
+            return quantized_linear(flat, self._number, self.out_features)
+        return self.product(flat)
+
+    def product(self, flat: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        stacked = f", {len(self.parts)} stacked" if len(self.parts) > 1 else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, {self.kind}{stacked}"
+
+
+class Int8Linear(QuantizedLinear):
+    """A bias-free linear with per-output-channel int8 weights (CPU, fbgemm).
+
+    Stacked, each part's rows keep their own int8 values and scales and the activation is
+    quantized once for all, so each slice of the output is what that part gives alone, while one
+    call reads all the weights in one pass. Parts are packed when the last one is in, so loading
+    never holds more than one layer's rows in float32.
+    """
+
+    kind = "int8 per-channel"
+
+    def __init__(self, in_features: int, out_features: int, parts: tuple[int, ...] | None = None):
+        super().__init__(in_features, out_features, parts)
+        self._packed = None
 
     def set_weight(self, weight: torch.Tensor, part: int = 0, packer: "BackgroundPacker | None" = None) -> None:
         """Quantize one part's float rows; once every part is in, pack them (on `packer`'s thread if given)."""
-        w = weight.detach().float().cpu()
-        assert w.shape == (self.parts[part], self.in_features), "weight does not fit this part"
+        w = self._float_part(weight, part)
         peak = torch.maximum(w.amax(dim=1), w.amin(dim=1).neg_())  # |w| max per row, with no |w| copy
         scales = (peak / 127.0).clamp(min=1e-12).double()
         zeros = torch.zeros(w.shape[0], dtype=torch.long)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels stay
             rows = torch.quantize_per_channel(w, scales, zeros, axis=0, dtype=torch.qint8).int_repr()
-        self._pending[part] = (rows, scales)
-        if len(self._pending) == len(self.parts):
-            ints = torch.cat([self._pending[i][0] for i in range(len(self.parts))])
-            scales = torch.cat([self._pending[i][1] for i in range(len(self.parts))])
-            self._pending.clear()
+        stacked = self._add_part(part, rows, scales)
+        if stacked is not None:
             if packer is None:
-                self._pack(ints, scales)
+                self._pack(*stacked)
             else:
-                packer.submit(self._pack, ints, scales)
+                packer.submit(self._pack, *stacked)
 
     def _pack(self, ints: torch.Tensor, scales: torch.Tensor) -> None:
         with warnings.catch_warnings():
@@ -89,10 +123,7 @@ class Int8Linear(nn.Module):
             # output in any batch. A lone row keeps fbgemm's own quantization, which is per row too.
             scale = torch.linalg.vector_norm(flat, ord=float("inf"), dim=1, keepdim=True).clamp_min(1e-30) / 63
             flat = torch.cat((torch.round(flat / scale), _pinning_row(flat.shape[1], flat.device)))  # [M + 1, in]
-        if torch.compiler.is_compiling():  # traced: the packed weights are found by this module's number
-            y = quantized_linear(flat, self._number, self.out_features)
-        else:
-            y = self.product(flat)
+        y = self._run(flat)
         if rows > 1:
             y = y[:rows] * scale
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
@@ -106,9 +137,6 @@ class Int8Linear(nn.Module):
         """Bytes of the packed weights (int8 values, and a float scale and an int32 offset per row)."""
         return self.in_features * self.out_features + 8 * self.out_features
 
-    def extra_repr(self) -> str:
-        stacked = f", {len(self.parts)} stacked" if len(self.parts) > 1 else ""
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel{stacked}"
 
 
 _PINNING_ROWS: dict[tuple[int, torch.device], torch.Tensor] = {}
