@@ -5,7 +5,9 @@
 Streams N seconds through `StreamingTranscriber` in 80 ms pushes (as a live microphone would) and
 prints, per mode and batch size: ms per 80 ms frame (codec and decoder apart), the real-time factor
 (frame time / 80 ms; below 1 keeps up), how step time at the end compares with the start, and
-peak memory. `--pool` serves the batch as a StreamPool instead (many independent live streams, one
+peak memory. Timing starts after `--warmup` seconds streamed untimed (default: the decoder's
+attention window, 60 s for the 1b), so every timed step attends over a full key/value ring, as in
+any session past its first minute. `--pool` serves the batch as a StreamPool instead (many independent live streams, one
 masked step per 80 ms, replayed as a CUDA graph on a GPU): the largest batch whose step stays under
 80 ms is how many live streams one process serves. With `--transformers` (and transformers installed) the same weights run through
 transformers' `generate` in the same process and their ids are checked against ours. On a CPU each
@@ -246,6 +248,9 @@ def main(argv=None) -> int:
     ap.add_argument("--transformers-seconds", type=float, default=8.0)
     ap.add_argument("--compile", action="store_true",
                     help="after each mode, run it again with the CPU step compiled (needs a C++ compiler)")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="seconds of audio streamed untimed first (default: the decoder's attention window, so that "
+                         "every timed step attends over a full ring, as in any session past its first minute)")
     ap.add_argument("--json", help="write every figure to this file")
     args = ap.parse_args(argv)
 
@@ -257,7 +262,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     base = build(args.shape)
     print(f"built random float32 weights in {time.perf_counter() - t0:.1f} s; RSS {peak_rss_mb():.0f} MB", flush=True)
-    results = {"shape": args.shape, "threads": threads, "device": str(device), "runs": [], "transformers": None}
+    warmup_s = args.warmup if args.warmup is not None else base.config.sliding_window * FRAME_MS / 1000
+    results = {"shape": args.shape, "threads": threads, "device": str(device), "warmup_audio_s": warmup_s,
+               "runs": [], "transformers": None}
 
     if args.transformers:
         theirs = transformers_model(base)
@@ -270,8 +277,8 @@ def main(argv=None) -> int:
         drift = logit_drift(base, model, args.shape) if mode != "float32" or device.type != "cpu" else None
         for batch in [int(b) for b in args.batch.split(",")]:
             for compiled in ([False, True] if args.compile and not args.pool else [False]):
-                timed = (time_pool(model, args.shape, args.seconds, batch) if args.pool
-                         else time_stream(model, args.shape, args.seconds, batch, args.block, compile=compiled))
+                timed = (time_pool(model, args.shape, args.seconds, batch, warmup_s) if args.pool
+                         else time_stream(model, args.shape, args.seconds, batch, args.block, warmup_s, compiled))
                 # the drift is the eager step's; compiled int8 lands as far from float32 (its own noise)
                 if drift is not None and batch > 1 and not compiled:  # one stream among `batch`
                     run_drift = logit_drift(base, model, args.shape, batch=batch)
@@ -298,8 +305,8 @@ def print_table(results: dict) -> None:
     hf = results["transformers"] or {}
     ref = hf.get("window_1_ms_per_frame")
     block = results["runs"][0]["block_s"] if results["runs"] else 0.08
-    print(f"\n{results['shape']} on {results['device']}, {results['threads']} thread(s), pushes of {block} s; "
-          f"ms per 80 ms frame")
+    print(f"\n{results['shape']} on {results['device']}, {results['threads']} thread(s), pushes of {block} s "
+          f"after {results['warmup_audio_s']:.0f} s untimed; ms per 80 ms frame")
     print(f"{'engine':<24}{'batch':>6}{'frame':>9}{'codec':>8}{'decoder':>9}{'RTF':>7}{'start→end':>14}"
           f"{'peak MB':>9}{'top-1':>8}{'vs trf':>8}{'floor':>8}{'GB/s':>6}")
     if hf:

@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from . import native
 from .compiled_step import compiler_found
 from .cuda_graphs import GraphedStep, graphs_wanted
 from .kv_cache import stream_mask
@@ -103,6 +104,8 @@ class FrameStepper:
 
             if on_compile is not None and found:
                 on_compile()
+            if found and self.cache.keys[0].dtype == torch.bfloat16:  # built once per machine, with the step
+                native.try_kernels("attention over the bfloat16 ring runs")
             self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]
             self._compiled_frame = CompiledStep(self._one_frame, "frame")

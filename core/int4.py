@@ -5,9 +5,9 @@ follows the bytes: int4 with its scales reads 0.5625 bytes a weight against int8
 decoder's linears: 0.47 against 0.84 GB). No ready-made kernel for it beats fbgemm's int8 in a step
 on an AVX2 CPU (README.md, Speed), so core/int4_kernel.cpp is ours: activations quantized to int8
 per group of 32, products summed exactly in int32 with AVX2, split across torch's threads. It is
-built with torch's extension loader the first time int4 is asked for on a machine (about a minute;
-later starts load it from torch's extension cache), and needs a C++ compiler, ninja, and an x86
-CPU with AVX2, FMA and F16C.
+one of Surtitle's CPU kernels (core.native), built the first time int4 is asked for on a machine
+(about a minute; later starts load it from torch's extension cache), and needs a C++ compiler,
+ninja, and an x86 CPU with AVX2, FMA and F16C.
 
 The price is precision: rounding each weight to one of 16 levels of its group moves a product about
 5 times as far as int8 does (relative error 0.086 against 0.018 on random Gaussian weights), so
@@ -16,15 +16,12 @@ int4 is a mode to ask for where int8 cannot keep up, not the default.
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .errors import ConfigError
 from .quantize import QuantizedLinear
 
@@ -33,46 +30,23 @@ if TYPE_CHECKING:
 
 GROUP = 32  # values that share a scale
 PAIR = 2 * GROUP  # values that share 32 packed bytes; inputs are padded to a multiple of this
-SOURCE = Path(__file__).with_name("int4_kernel.cpp")
-
-_kernel = None
-_kernel_lock = threading.Lock()
 
 
 def unavailable_reason() -> str | None:
-    """Why int4 cannot run on this machine, or None if it can (and then ninja is on PATH for the loader)."""
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
-        return "int4 needs an x86 CPU with AVX2; use int8"
-    if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
-        return "int4 builds its kernel on first use and needs a C++ compiler: install g++ (or use int8)"
-    try:
-        import ninja
-    except ImportError:
-        return "int4 builds its kernel with ninja: pip install ninja (or use int8)"
-    # torch's loader runs `ninja` from PATH, which lacks the virtual environment's bin folder when
-    # the surtitle script is started by its full path without activating the environment
-    if ninja.BIN_DIR not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-    return None
+    """Why int4 cannot run on this machine, or None if it can."""
+    reason = native.unavailable_reason()
+    return f"int4 cannot run here: {reason} (or use int8)" if reason else None
 
 
 def kernel():
-    """The compiled extension, built (or found in torch's extension cache) on first use."""
-    global _kernel
-    with _kernel_lock:  # the loader may be called from the packing thread and the caller at once
-        if _kernel is None:
-            reason = unavailable_reason()
-            if reason:
-                raise ConfigError(reason)
-            from torch.utils.cpp_extension import load
-
-            try:  # -fopenmp: without it at::parallel_for, a header template, runs on one thread
-                _kernel = load(name="surtitle_int4", sources=[str(SOURCE)],
-                               extra_cflags=["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"], verbose=False)
-            except (RuntimeError, OSError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ConfigError(f"could not build the int4 kernel ({first}); use int8") from exc
-    return _kernel
+    """The built kernels (core.native), with int4's advice if they cannot be built."""
+    reason = unavailable_reason()
+    if reason:
+        raise ConfigError(reason)
+    try:
+        return native.kernels()
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; use int8") from exc
 
 
 def quantize_groups(w: torch.Tensor, rows_at_once: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +116,7 @@ class Int4Linear(QuantizedLinear):
 
     def product(self, flat: torch.Tensor) -> torch.Tensor:
         """flat [M, padded] float32 -> [M, out]."""
-        return (_kernel or kernel()).int4_linear(flat, self.packed, self.scales)  # no lock once built
+        return (native.loaded() or kernel()).int4_linear(flat, self.packed, self.scales)  # no lock once built
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

@@ -8,7 +8,8 @@
 // int32 (maddubs takes the unsigned nibbles as they are); the + 8 comes off once per group as
 // 8 sum_j x_j. Built by core/int4.py with torch's extension loader, on the machine that runs it.
 
-#include <torch/extension.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -121,16 +122,16 @@ void dot_block(const uint8_t* w, const float* scale, const int8_t* q, const floa
 }  // namespace
 
 // x [M, K] float32 (K a multiple of 64), packed [N, K / 2] uint8, scales [N, K / 32] float16 -> [M, N]
-torch::Tensor int4_linear(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& scales) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be a float32 matrix");
-  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && scales.scalar_type() == torch::kFloat16, "bad int4 weights");
+at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scales) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "x must be a float32 matrix");
+  TORCH_CHECK(packed.scalar_type() == at::kByte && scales.scalar_type() == at::kHalf, "bad int4 weights");
   TORCH_CHECK(packed.is_contiguous() && scales.is_contiguous(), "int4 weights must be contiguous");
   const int64_t m = x.size(0), k = x.size(1), n = packed.size(0), groups = k / kGroup;
   TORCH_CHECK(k % kPair == 0 && packed.size(1) == k / 2 && scales.size(0) == n && scales.size(1) == groups,
               "x and the int4 weights do not fit");
-  const torch::Tensor xc = x.contiguous();
+  const at::Tensor xc = x.contiguous();
   const QuantizedRows q = quantize_rows(xc.data_ptr<float>(), m, k);
-  torch::Tensor out = torch::empty({m, n}, x.options());
+  at::Tensor out = at::empty({m, n}, x.options());
   const uint8_t* w = packed.data_ptr<uint8_t>();
   const uint16_t* ws = reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>());
   float* o = out.data_ptr<float>();
@@ -148,8 +149,4 @@ torch::Tensor int4_linear(const torch::Tensor& x, const torch::Tensor& packed, c
     }
   });
   return out;
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("int4_linear", &int4_linear, "int4 weights times int8-quantized float rows");
 }

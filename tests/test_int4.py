@@ -89,10 +89,10 @@ def test_int4_model_stacks_its_projections_and_keeps_a_float32_codec(tiny_checkp
 
 
 def test_int4_without_a_compiler_says_what_to_install(monkeypatch):
-    import core.int4
+    import core.native
 
-    monkeypatch.setattr(core.int4, "_kernel", None)
-    monkeypatch.setattr(core.int4.shutil, "which", lambda name: None)
+    monkeypatch.setattr(core.native, "_module", None)
+    monkeypatch.setattr(core.native.shutil, "which", lambda name: None)
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("this CPU is refused for lacking AVX2 before the compiler is looked for")
     with pytest.raises(ConfigError, match="install g\\+\\+"):

@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core import native
 from core.attention import Attention, widening_attention
 from core.compiled_step import compiler_found
 from core.config import MimiConfig
 from core.layers import FewRowLinear, Rotary, few_row_linear
 from core.mimi import Codebook
+from tests.markers import needs_native
 
 needs_compiler = pytest.mark.skipif(not compiler_found(), reason="torch.compile needs a C++ compiler (g++)")
 
@@ -100,16 +102,47 @@ def partly_filled(slots: int) -> torch.Tensor:
     return mask
 
 
-@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2)])
-def test_widening_attention_equals_float32_sdpa_over_the_same_ring(heads, kv_heads):
-    k, v = ring(kv_heads, 12, 16, seed=heads + kv_heads)
-    q = torch.randn(2, heads, 1, 16, generator=torch.Generator().manual_seed(1))
+@pytest.fixture(params=["loops", pytest.param("kernel", marks=needs_native)])
+def attention_path(request, monkeypatch):
+    """widening_attention as written in torch ops, or through Surtitle's ring kernel (core.native)."""
+    monkeypatch.setattr(native, "_module", native.kernels() if request.param == "kernel" else None)
+    return request.param
+
+
+@pytest.mark.parametrize("heads, kv_heads, dim", [(4, 4, 16), (4, 2, 16), (2, 2, 24), (2, 1, 72)])
+def test_widening_attention_equals_float32_sdpa_over_the_same_ring(attention_path, heads, kv_heads, dim):
+    # dims 24 and 72: a key's last 8 values and a last block of values narrower than 64
+    k, v = ring(kv_heads, 12, dim, seed=heads + kv_heads)
+    q = torch.randn(2, heads, 1, dim, generator=torch.Generator().manual_seed(1))
     mask = partly_filled(12)
     expected = F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask, enable_gqa=heads != kv_heads)
     torch.testing.assert_close(widening_attention(q, k, v, mask), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_widening_attention_over_several_queries_equals_sdpa():
+@needs_native
+def test_the_ring_kernel_reads_only_the_slots_the_mask_keeps():
+    k, v = ring(2, 12, 16, seed=8)
+    q = torch.randn(2, 2, 1, 16, generator=torch.Generator().manual_seed(9))
+    mask = partly_filled(12)
+    poisoned_k, poisoned_v = k.clone(), v.clone()
+    poisoned_k[0, :, 6:] = float("nan")  # slots the first stream has not filled yet
+    poisoned_v[1, :, :3] = float("inf")
+    out = native.kernels().ring_attention(q, poisoned_k, poisoned_v, mask)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask),
+                               rtol=1e-5, atol=1e-6)
+
+
+@needs_native
+def test_the_ring_kernel_refuses_what_it_cannot_read():
+    k, v = ring(2, 12, 16, seed=8)
+    q = torch.randn(2, 2, 1, 16)
+    with pytest.raises(RuntimeError, match="bfloat16"):
+        native.kernels().ring_attention(q, k.float(), v.float(), partly_filled(12))
+    with pytest.raises(RuntimeError, match="do not fit"):
+        native.kernels().ring_attention(torch.randn(2, 3, 1, 16), k, v, partly_filled(12))
+
+
+def test_widening_attention_over_several_queries_equals_sdpa(attention_path):
     k, v = ring(2, 10, 8, seed=3)
     q = torch.randn(2, 2, 3, 8, generator=torch.Generator().manual_seed(2))
     mask = torch.rand(2, 1, 3, 10, generator=torch.Generator().manual_seed(4)) > 0.3
@@ -119,11 +152,15 @@ def test_widening_attention_over_several_queries_equals_sdpa():
 
 
 @needs_compiler
-def test_widening_attention_compiled_equals_sdpa():
+def test_widening_attention_compiled_equals_sdpa(attention_path):
+    torch._dynamo.reset()  # the other path's graph would be reused: the module's presence is traced
     k, v = ring(2, 20, 16, seed=5)
     q = torch.randn(2, 4, 1, 16, generator=torch.Generator().manual_seed(6))
     mask = partly_filled(20)
     expected = F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask, enable_gqa=True)
+    if attention_path == "kernel":  # only the kernel skips masked slots: proof that the compiled step calls it
+        v = v.clone()
+        v[0, :, 10:] = float("inf")
     compiled = torch.compile(widening_attention, dynamic=False)
     torch.testing.assert_close(compiled(q, k, v, mask), expected, rtol=1e-5, atol=1e-6)
 
