@@ -251,12 +251,20 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=float, default=None,
                     help="seconds of audio streamed untimed first (default: the decoder's attention window, so that "
                          "every timed step attends over a full ring, as in any session past its first minute)")
+    ap.add_argument("--inductor-attention", action="store_true",
+                    help="compiled steps attend over the bfloat16 ring with inductor's loops, not our kernel (A/B)")
     ap.add_argument("--json", help="write every figure to this file")
     args = ap.parse_args(argv)
 
     from core.runtime import configure_threads
 
     threads = configure_threads(args.threads)
+    if args.inductor_attention:  # attention looks the kernels up through this name only; int4 still uses them
+        import types
+
+        import core.attention
+
+        core.attention.native = types.SimpleNamespace(loaded=lambda: None)
     device = torch.device(args.device)
     print(f"shape {args.shape}, torch {torch.__version__}, {threads} thread(s), device {device}", flush=True)
     t0 = time.perf_counter()

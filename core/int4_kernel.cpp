@@ -26,6 +26,7 @@ namespace {
 
 constexpr int64_t kGroup = 32;
 constexpr int64_t kPair = 2 * kGroup;  // values per 32 packed bytes
+constexpr int64_t kAhead = 4096;  // bytes of weights prefetched ahead: 9-11 GB/s without, 12-14 with (2-core Zen 3)
 constexpr int kRowsAtOnce = 2;  // activation rows sharing each unpacked pair of groups (more: the accumulators spill)
 
 // Activation rows quantized per group: values, scales, and each group's sum of values.
@@ -98,6 +99,7 @@ void dot_rows(const uint8_t* w, const float* scale, const int8_t* q, const float
   for (int r = 0; r < kRows; ++r) even[r] = odd[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; g += 2) {
     const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * kGroup / 2));
+    _mm_prefetch(reinterpret_cast<const char*>(w + g * kGroup / 2 + kAhead), _MM_HINT_T0);
     const __m256i first = _mm256_and_si256(raw, low4);
     const __m256i second = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
     for (int r = 0; r < kRows; ++r) {
