@@ -261,8 +261,10 @@ def compiled_kv_dtype(model: nn.Module) -> torch.dtype | None:
 
     Attention reads the whole ring every step. Without native bfloat16 an eager int8 step keeps it
     in float32 (SDPA in emulated bfloat16 is slower than in float32), but compiled, the widening to
-    float32 is fused into attention's loops (core.attention.widening_attention), so the ring is read
-    at half the bytes: a compiled 1b frame on 2 AMD Zen 3 cores went from 114-139 to 100-117 ms.
+    float32 happens as the ring is read (core.attention.widening_attention: Surtitle's ring kernel,
+    built with the compiled step, or else inductor's fused loops), so the ring is read at half the
+    bytes: a compiled 1b frame on 2 AMD Zen 3 cores went from 114-139 to 100-117 ms with the loops,
+    and the kernel reads a full ring in 10-13 ms where the loops take 13-17 (benchmarks.ring_attention).
     """
     if getattr(model, "quantization", None) in QUANTIZED and model.device.type == "cpu":
         return torch.bfloat16
