@@ -122,7 +122,7 @@ def widening_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: 
 @torch.library.custom_op("surtitle::ring_attention", mutates_args=())
 def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """q [B, H, 1, D] float32 over a bfloat16 ring k, v [B, Hkv, C, D] -> [B, H, 1, D]; opaque to the compiler."""
-    return native.loaded().ring_attention(q.contiguous(), k.contiguous(), v.contiguous(), mask)
+    return native.loaded().ring_attention(q, k.contiguous(), v.contiguous(), mask)  # the kernel copies q if it must
 
 
 @ring_attention.register_fake

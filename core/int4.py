@@ -40,13 +40,10 @@ def unavailable_reason() -> str | None:
 
 def kernel():
     """The built kernels (core.native), with int4's advice if they cannot be built."""
-    reason = unavailable_reason()
-    if reason:
-        raise ConfigError(reason)
     try:
-        return native.kernels()
+        return native.kernels()  # checks unavailable_reason() itself, once per process
     except ConfigError as exc:
-        raise ConfigError(f"{exc}; use int8") from exc
+        raise ConfigError(f"int4 cannot run here: {exc} (or use int8)") from exc
 
 
 def quantize_groups(w: torch.Tensor, rows_at_once: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
