@@ -11,9 +11,14 @@ alike. The forms:
   table give): MKL's few-row kernels read weights at a third of the bus on AVX2 CPUs;
 - the rows of x made contiguous first: MKL reads W at half speed when x^T comes as a plain matrix;
 - q, k and v stacked into one product per layer;
-- the narrow strided convs run by oneDNN rather than as a matmul over unfolded windows.
+- the narrow strided convs run by oneDNN rather than as a matmul over unfolded windows;
+- a live frame's codebook search through Surtitle's kernel over int8 copies of the books
+  (core.codebook_search; when the kernels can be built here) rather than the float32 product.
 
-Also checks that every variant gives the same codes.
+With --evict MB (default: the int4 1b decoder's 470 MB) each timed call first reads that much
+other memory, as a live step does between two frames, so the codec's weights come from memory
+and not from a cache they would never be found in. Also checks that every variant gives the same
+codes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch.nn.functional as F
 import core.conv
 import core.layers
 from benchmarks.random_model import random_state
+from core import native
 from core.config import MimiConfig
 from core.conv import CausalConv1d
 from core.mimi import Codebook, MimiEncoder
@@ -55,12 +61,14 @@ def uncopied_rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 class Forms:
     """Undoes one of the codec's forms at a time (or none), and puts it back."""
 
-    names = ("used", "x @ W^T", "rows as they come", "q, k, v apart", "all strided convs unfolded")
+    names = ("used", "x @ W^T", "rows as they come", "q, k, v apart", "all strided convs unfolded",
+             "float32 codebook search")
 
     def __init__(self, codec: MimiEncoder):
         self.books = [m for m in codec.modules() if isinstance(m, Codebook)]
         for book in self.books:
             book._plain_table = book._augmented_t.t().contiguous()
+        self.tables = [book.search for book in self.books]
         self.attentions = [layer.self_attn for layer in codec.encoder_transformer.layers]
         self.fused = [a._fused_qkv for a in self.attentions]
         self.convs = [m for m in codec.modules() if isinstance(m, CausalConv1d)]
@@ -79,6 +87,9 @@ class Forms:
                 book.nearest = lambda x, book=book: plain_nearest(book, x)
             elif "nearest" in vars(book):
                 del book.nearest
+        searched_with_kernel = name not in ("x @ W^T", "float32 codebook search")
+        for book, table in zip(self.books, self.tables):
+            book.search = table if searched_with_kernel else None
         for attn, fused in zip(self.attentions, self.fused):
             attn._fused_qkv = None if name == "q, k, v apart" else fused
         for conv, used in zip(self.convs, self.as_matmul):
@@ -86,13 +97,14 @@ class Forms:
             conv.as_matmul = used or (unfold and name == "all strided convs unfolded")
 
 
-def ms_per_frame(codec: MimiEncoder, frames: int, calls: int) -> float:
+def ms_per_frame(codec: MimiEncoder, frames: int, calls: int, other: torch.Tensor) -> float:
     state = codec.new_state(1)
     audio = torch.randn(1, codec.config.frame_size * frames, generator=torch.Generator().manual_seed(0)) * 0.1
     for _ in range(3):
         codec.encode_frames(audio, state, codec.config.num_quantizers)
     times = []
     for _ in range(calls):
+        other.sum()  # what a step reads between two frames (--evict)
         t0 = time.perf_counter()
         codec.encode_frames(audio, state, codec.config.num_quantizers)
         times.append(time.perf_counter() - t0)
@@ -111,6 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated variants to time beside 'used' (default: all)")
+    parser.add_argument("--evict", type=float, default=470.0, help="MB read before each timed call (0: none)")
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     with torch.device("meta"):
@@ -118,21 +133,32 @@ def main() -> None:
     codec.load_state_dict(random_state(codec), assign=True)
     codec.to("cpu").prepare()
     codec.eval()
+    if native.try_kernels("the codebook search runs"):
+        codec.search_with_kernel()
+    other = torch.ones(max(1, int(args.evict * 2**20 / 4)))
     forms = Forms(codec)
+    names = Forms.names
+    if args.variants:
+        asked = [v.strip() for v in args.variants.split(",")]
+        unknown = [v for v in asked if v not in Forms.names]
+        if unknown:
+            parser.error(f"unknown variant(s) {unknown}; known: {', '.join(Forms.names)}")
+        names = ("used", *[v for v in asked if v != "used"])
     codes = {}
-    for name in Forms.names:
+    for name in names:
         forms.use(name)
         codes[name] = live_codes(codec)
-    figures: dict[str, dict[int, list[float]]] = {name: {1: [], 32: []} for name in Forms.names}
+    figures: dict[str, dict[int, list[float]]] = {name: {1: [], 32: []} for name in names}
     for _ in range(args.rounds):
-        for name in Forms.names:
+        for name in names:
             forms.use(name)
-            figures[name][1].append(ms_per_frame(codec, 1, 25))
-            figures[name][32].append(ms_per_frame(codec, 32, 4))
+            figures[name][1].append(ms_per_frame(codec, 1, 25, other))
+            figures[name][32].append(ms_per_frame(codec, 32, 4, other))
     forms.use("used")
-    print(f"Mimi encoder, {threads} thread(s); median ms per frame, one figure per round")
+    print(f"Mimi encoder, {threads} thread(s), {args.evict:.0f} MB read between calls; "
+          "median ms per frame, one figure per round")
     print(f"{'variant':28} {'live frame (1 per call)':32} {'file block (32 per call)':32} codes as used")
-    for name in Forms.names:
+    for name in names:
         live = " ".join(f"{v:5.1f}" for v in figures[name][1])
         block = " ".join(f"{v:5.1f}" for v in figures[name][32])
         same = float((codes[name] == codes["used"]).float().mean())

@@ -3,7 +3,9 @@
 One extension module holds them all (core/native_bindings.cpp):
 - int4_linear (core/int4_kernel.cpp): int4 decoder weights times a step's few rows;
 - ring_attention (core/ring_attention.cpp): one query step over a bfloat16 key/value ring, for
-  compiled int8 and int4 steps (core.attention.widening_attention).
+  compiled int8 and int4 steps (core.attention.widening_attention);
+- nearest_centroids (core/codebook_search.cpp): a live frame's codebook search over int8 copies of
+  the books, exact all the same, for the same steps (core.codebook_search).
 
 torch's extension loader builds it with the machine's C++ compiler and ninja (about a minute on
 2 cores) into torch's extension cache, where later starts find it in about a second. `kernels()`
@@ -25,7 +27,7 @@ import torch
 from .errors import ConfigError
 
 SOURCES = [Path(__file__).with_name(name) for name in
-           ("native_bindings.cpp", "int4_kernel.cpp", "ring_attention.cpp")]
+           ("native_bindings.cpp", "int4_kernel.cpp", "ring_attention.cpp", "codebook_search.cpp")]
 
 log = logging.getLogger(__name__)
 

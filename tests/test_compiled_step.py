@@ -13,9 +13,10 @@ import torch._inductor.config as inductor_config
 from torch._dynamo.utils import counters
 
 from core import KyutaiSpeechToTextProcessor
-from core import compiled_step, generation
+from core import compiled_step, generation, native
 from core.compiled_step import compiler_found
 from core.generation import FrameStepper
+from core.mimi import Codebook
 from core.streaming import StreamingTranscriber
 from tests.markers import needs_int4
 from tests.signals import noise
@@ -105,6 +106,8 @@ def test_compiled_quantized_stream_runs_without_recompiling(tiny_checkpoint, fre
     assert again == first
     # compiled, the ring is bfloat16 whether or not the CPU has native bfloat16 (its widening is fused)
     assert stream._stepper.cache.keys[0].dtype == torch.bfloat16
+    if native.unavailable_reason() is None:  # and the kernels search the codebooks' int8 copies
+        assert all(b.search is not None for b in stream.model.codec_model.modules() if isinstance(b, Codebook))
     eager = StreamingTranscriber.from_pretrained(folder, quantize=mode)
     reference = stream_tokens(eager, clip, [FRAME] * 10 + [4 * FRAME])
     # fused kernels round differently and quantization amplifies it: close, not identical
