@@ -31,7 +31,7 @@ from benchmarks.random_model import build, stand_in_tokenizer
 from core.checkpoint import module_key
 from core.cuda_graphs import graphs_wanted
 from core.feature_extraction import KyutaiSpeechToTextFeatureExtractor
-from core.quantize import prepare_model
+from core.quantize import compiled_kv_dtype, prepare_model
 from core.streaming import StreamingTranscriber
 
 FRAME_MS = 80.0
@@ -205,8 +205,9 @@ def time_transformers(theirs, shape: str, seconds: float, ours_f32=None) -> dict
     return out
 
 
-def logit_drift(reference, candidate, shape: str, seconds: float = 4.0, batch: int = 1) -> dict:
-    """How far a mode's logits move from float32 on the same stepped inputs.
+def logit_drift(reference, candidate, shape: str, seconds: float = 4.0, batch: int = 1, kv_dtype=None) -> dict:
+    """How far a mode's logits move from float32 on the same stepped inputs (with `kv_dtype`, over
+    a key/value ring of that type: a compiled step's, core.quantize.compiled_kv_dtype).
 
     With batch > 1 the candidate steps the stream as row 0 of a batch whose other rows step other
     inputs, so the figure also shows whatever the other streams do to it (they should do nothing).
@@ -221,7 +222,7 @@ def logit_drift(reference, candidate, shape: str, seconds: float = 4.0, batch: i
     ids[0, 0, 0] = cfg.bos_token_id
     others = ids[:, torch.randperm(ids.shape[1], generator=torch.Generator().manual_seed(8))].expand(batch - 1, -1, -1)
     ids_batch = torch.cat([ids, others])  # [batch, T, 1 + K]: row 0 the measured stream, the rest shuffled steps
-    caches = reference.model.new_cache(1), candidate.model.new_cache(batch)
+    caches = reference.model.new_cache(1), candidate.model.new_cache(batch, dtype=kv_dtype)
     diffs, agree = [], []
     with torch.inference_mode():
         for t in range(ids.shape[1]):
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
                     help="seconds of audio streamed untimed first (default: the decoder's attention window, so that "
                          "every timed step attends over a full ring, as in any session past its first minute)")
     ap.add_argument("--inductor-attention", action="store_true",
-                    help="compiled steps attend over the bfloat16 ring with inductor's loops, not our kernel (A/B)")
+                    help="compiled steps attend over the int8 ring with inductor's loops, not our kernel (A/B)")
     ap.add_argument("--json", help="write every figure to this file")
     args = ap.parse_args(argv)
 
@@ -287,11 +288,13 @@ def main(argv=None) -> int:
             for compiled in ([False, True] if args.compile and not args.pool else [False]):
                 timed = (time_pool(model, args.shape, args.seconds, batch, warmup_s) if args.pool
                          else time_stream(model, args.shape, args.seconds, batch, args.block, warmup_s, compiled))
-                # the drift is the eager step's; compiled int8 lands as far from float32 (its own noise)
-                if drift is not None and batch > 1 and not compiled:  # one stream among `batch`
+                # compiled: the eager step over the compiled step's ring (fused kernels' rounding aside)
+                if drift is not None and compiled:
+                    run_drift = logit_drift(base, model, args.shape, kv_dtype=compiled_kv_dtype(model))
+                elif drift is not None and batch > 1:  # one stream among `batch`
                     run_drift = logit_drift(base, model, args.shape, batch=batch)
                 else:
-                    run_drift = None if compiled else drift
+                    run_drift = drift
                 run = {"mode": mode + ("+compile" if compiled else ""), "batch": batch, **timed, "drift": run_drift}
                 results["runs"].append(run)
                 print(json.dumps(run), flush=True)

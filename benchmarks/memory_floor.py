@@ -17,6 +17,7 @@ import time
 import torch
 from torch import nn
 
+from core.codebook_search import ROWS
 from core.mimi import Codebook
 from core.quantize import QuantizedLinear
 
@@ -48,20 +49,28 @@ def decoder_bytes(model: nn.Module) -> int:
     return total
 
 
-def codec_call_bytes(codec: nn.Module) -> int:
-    """Bytes one codec call reads: its weights and the nearest-centroid tables it searches."""
+def codec_call_bytes(codec: nn.Module, frames: int = 1) -> int:
+    """Bytes one codec call of `frames` frames reads: its weights and the codebook tables it searches
+    (the int8 copies where Surtitle's kernel searches them, core.codebook_search)."""
     weights = sum(p.numel() * p.element_size() for p in codec.parameters())
-    tables = sum(m._augmented_t.numel() * m._augmented_t.element_size()
-                 for m in codec.modules() if isinstance(m, Codebook) and m._augmented_t is not None)
+    tables = 0
+    for m in codec.modules():
+        if isinstance(m, Codebook) and m._augmented_t is not None:
+            if m.search is not None and frames <= ROWS:
+                tables += sum(t.numel() * t.element_size() for t in (m.search.values, m.search.scales, m.search.norms))
+            else:
+                tables += m._augmented_t.numel() * m._augmented_t.element_size()
     return weights + tables
 
 
 def ring_bytes(cache) -> int:
-    """Bytes of a decoder key/value ring: attention reads all of it every step."""
-    return sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
+    """Bytes of a decoder key/value ring, scales included: attention reads all of it every step."""
+    parts = cache.keys + cache.values + (cache.key_scales or []) + (cache.value_scales or [])
+    return sum(t.numel() * t.element_size() for t in parts)
 
 
 def frame_floor(model: nn.Module, cache, frames_per_codec_call: int, gbs: float) -> dict:
     """The bytes a frame reads and the time they take at `gbs`: {"read_mb", "floor_ms"}."""
-    read = decoder_bytes(model) + ring_bytes(cache) + codec_call_bytes(model.codec_model) / frames_per_codec_call
+    read = decoder_bytes(model) + ring_bytes(cache) + \
+        codec_call_bytes(model.codec_model, frames_per_codec_call) / frames_per_codec_call
     return {"read_mb": read / 1e6, "floor_ms": read / (gbs * 1e9) * 1e3}

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import layers, native
-from .kv_cache import RingKVCache
+from .kv_cache import RingKVCache, dequantize_rows
 from .layers import FewRowLinear, rotate
 from .runtime import native_bfloat16
 
@@ -70,14 +70,18 @@ class Attention(nn.Module):
             q, k = rotate(torch.cat((q, k), dim=1), cos, sin).split(self.heads, dim=1)
         else:
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        scales = None
         if cache is not None:
             k, v = cache.write(layer, slots, k, v)  # the layer's whole ring: [B, Hkv, C, D]
+            scales = cache.scales(layer)  # an int8 ring's [B, Hkv, C] key and value scales
         dtype = q.dtype
         weights = None
         if return_weights:
+            if scales is not None:
+                k, v = dequantize_rows(k, scales[0]), dequantize_rows(v, scales[1])
             out, weights = self._eager(q.to(k.dtype), k, v, mask)
-        elif k.dtype != dtype and k.device.type == "cpu" and not native_bfloat16():
-            out = widening_attention(q, k, v, mask)
+        elif scales is not None or (k.dtype != dtype and k.device.type == "cpu" and not native_bfloat16()):
+            out = widening_attention(q, k, v, mask, scales)
         else:  # a ring stored narrower than the activations (int8 mode) sets the kernel's type
             out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=mask,
                                                  enable_gqa=self.kv_heads != self.heads)
@@ -94,28 +98,37 @@ class Attention(nn.Module):
         return weights @ v, weights
 
 
-def widening_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Attention in float32 over keys and values stored narrower, on a CPU without native bfloat16.
+def widening_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                       scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Attention in float32 over keys and values stored narrower: bfloat16 on a CPU without native
+    bfloat16, or int8 with `scales` (key and value scales [B, Hkv, C], core.kv_cache).
 
     q [B, H, S, D] float32, k and v [B, Hkv, C, D], mask [B, 1, S, C] -> [B, H, S, D] float32.
-    A query step over a bfloat16 ring goes to Surtitle's kernel (core/ring_attention.cpp) once it
-    is built (core.native): it reads the ring once, widening as it reads, and skips empty slots.
+    A query step over such a ring goes to Surtitle's kernel (core/ring_attention.cpp) once it is
+    built (core.native): it reads the ring once, widening as it reads, and skips empty slots.
     Without it the step is written as products and sums, which torch.compile fuses into loops that
     also widen as they read, at a third of the memory bus (16 layers of the 1b's full 750-slot
-    ring: 19 ms a frame against 8-13 ms with the kernel, on 2 AMD Zen 3 cores). Run uncompiled
-    that form is correct, only not fast: the compiled int8 step is what keeps such a ring.
+    bfloat16 ring: 19 ms a frame against 8-13 ms with the kernel, on 2 AMD Zen 3 cores). Run
+    uncompiled that form is correct, only not fast: the compiled int8 and int4 steps keep such rings.
     """
     b, h, s, d = q.shape
     kv_heads = k.shape[1]
     if s != 1:
-        return F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask, enable_gqa=kv_heads != h)
-    if k.dtype == torch.bfloat16 and native.loaded() is not None and d % 8 == 0:
-        return ring_attention(q, k, v, mask)
+        wide_k, wide_v = (k.float(), v.float()) if scales is None else \
+            (dequantize_rows(k, scales[0]), dequantize_rows(v, scales[1]))
+        return F.scaled_dot_product_attention(q, wide_k, wide_v, attn_mask=mask, enable_gqa=kv_heads != h)
+    if native.loaded() is not None and d % 8 == 0:
+        if scales is not None:
+            return ring_attention_int8(q, k, v, mask, *scales)
+        if k.dtype == torch.bfloat16:
+            return ring_attention(q, k, v, mask)
     q = q.view(b, kv_heads, h // kv_heads, 1, d)  # query heads grouped by the key/value head they share
-    scores = (q * k[:, :, None].float()).sum(-1) * d**-0.5  # [B, Hkv, H/Hkv, C]
+    wide_k = k[:, :, None].float() if scales is None else dequantize_rows(k, scales[0])[:, :, None]
+    wide_v = v[:, :, None].float() if scales is None else dequantize_rows(v, scales[1])[:, :, None]
+    scores = (q * wide_k).sum(-1) * d**-0.5  # [B, Hkv, H/Hkv, C]
     scores = scores.masked_fill(~mask[:, :, 0, None], float("-inf"))
     weights = scores.softmax(-1)
-    out = (weights[..., None] * v[:, :, None].float()).sum(-2)  # [B, Hkv, H/Hkv, D]
+    out = (weights[..., None] * wide_v).sum(-2)  # [B, Hkv, H/Hkv, D]
     return out.view(b, h, 1, d)
 
 
@@ -127,4 +140,17 @@ def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torc
 
 @ring_attention.register_fake
 def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("surtitle::ring_attention_int8", mutates_args=())
+def ring_attention_int8(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                        key_scales: torch.Tensor, value_scales: torch.Tensor) -> torch.Tensor:
+    """ring_attention over an int8 ring with its scales [B, Hkv, C]; opaque to the compiler."""
+    return native.loaded().ring_attention(q, k.contiguous(), v.contiguous(), mask, key_scales.contiguous(),
+                                          value_scales.contiguous())
+
+
+@ring_attention_int8.register_fake
+def _(q, k, v, mask, key_scales, value_scales):
     return torch.empty_like(q, memory_format=torch.contiguous_format)

@@ -5,7 +5,8 @@ each weight matrix streamed through the caches just before evicted the code and 
 need (an rms_norm takes 9 µs alone and 46 µs right after a 23 MB int8 matmul, on the 2-core test
 machine). Inductor fuses the norms, rotations, cache writes, activations and the codec's small
 convs into a few C++ kernels; the int8 and int4 products stay their kernels', as the opaque op below,
-and attention over the bfloat16 ring is Surtitle's (core.attention.ring_attention). Measured on
+and attention over the int8 ring is Surtitle's (core.attention.ring_attention_int8), as is a live
+frame's codebook search (core.codebook_search). Measured on
 the stt-1b shape, int8, 2 cores: a live frame went from 70 to 62 ms, a frame of a file from 54
 to 51 ms (benchmarks/bench.py --compile).
 

@@ -104,8 +104,8 @@ class FrameStepper:
 
             if on_compile is not None and found:
                 on_compile()
-            if found and self.cache.keys[0].dtype == torch.bfloat16 and \
-                    native.try_kernels("attention over the bfloat16 ring and the codebook search run"):
+            if found and self.cache.keys[0].dtype in (torch.bfloat16, torch.int8) and \
+                    native.try_kernels("attention over the narrow ring and the codebook search run"):
                 model.codec_model.search_with_kernel()  # built once per machine, with the step
             self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]

@@ -15,6 +15,10 @@ q - window + 1, and the ring then holds exactly q - window + 1 .. q + chunk - 1.
 A row left out of a step still goes through the same kernels (shapes never depend on who is
 active, so the step can be replayed as a CUDA graph), but what it would write is replaced by what
 its slot already holds: its ring, positions and clock come out bit for bit unchanged.
+
+A ring of dtype int8 (a compiled int8 or int4 CPU step, core.quantize.compiled_kv_dtype) stores
+each slot's key and value of each head as int8 with a float32 scale (`scales(layer)`), half the
+bytes of bfloat16 for a step that reads the whole ring.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class RingKVCache:
         shape = (batch, kv_heads, self.capacity, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.key_scales = self.value_scales = None  # [B, H_kv, C] float32 per layer, for an int8 ring
+        if dtype == torch.int8:
+            self.key_scales = [torch.zeros(shape[:3], device=device) for _ in range(layers)]
+            self.value_scales = [torch.zeros(shape[:3], device=device) for _ in range(layers)]
         self.slot_step = torch.full((batch, self.capacity), -1, dtype=torch.long, device=device)
         self.stream_start = torch.zeros(batch, dtype=torch.long, device=device)
         self.next_step = torch.zeros(batch, dtype=torch.long, device=device)  # per row: step of its next write
@@ -48,8 +56,8 @@ class RingKVCache:
             self.slot_step.fill_(-1)
             self.stream_start.zero_()
             self.next_step.zero_()
-            for t in self.keys + self.values:  # not needed for correctness; keeps stale data out of sight
-                t.zero_()
+            for t in self.keys + self.values + (self.key_scales or []) + (self.value_scales or []):
+                t.zero_()  # not needed for correctness; keeps stale data out of sight
         else:
             # in place and without a host sync: a captured CUDA graph keeps reading these tensors
             mask = stream_mask(streams, self.batch_size, self.next_step.device)
@@ -84,18 +92,44 @@ class RingKVCache:
 
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         """k, v [B, H_kv, S, D] go into each row's `slots` [B, S]; returns the whole ring of that layer."""
-        keys, values = self.keys[layer], self.values[layer]
         rows = self._rows[:, None]  # [B, 1]: with slots [B, S], indexes ring[b, :, slots[b, s], :]
-        k = k.to(keys.dtype).transpose(1, 2)  # [B, S, H_kv, D], the layout that indexing yields
-        v = v.to(values.dtype).transpose(1, 2)
+        if self.key_scales is None:
+            self._put(self.keys[layer], rows, slots, k.to(self.keys[layer].dtype))
+            self._put(self.values[layer], rows, slots, v.to(self.values[layer].dtype))
+        else:
+            for ring, scales, x in ((self.keys, self.key_scales, k), (self.values, self.value_scales, v)):
+                stored, scale = quantize_rows(x)  # [B, H_kv, S, D] int8, [B, H_kv, S]
+                self._put(ring[layer], rows, slots, stored)
+                self._put(scales[layer], rows, slots, scale)
+        return self.keys[layer], self.values[layer]
+
+    def scales(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """An int8 ring's key and value scales [B, H_kv, C] for `layer` (None for a float ring)."""
+        if self.key_scales is None:
+            return None
+        return self.key_scales[layer], self.value_scales[layer]
+
+    def _put(self, ring: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor, new: torch.Tensor) -> None:
+        """new [B, H_kv, S, ...] into ring [B, H_kv, C, ...] at each row's slots."""
+        new = new.transpose(1, 2)  # [B, S, H_kv, ...], the layout that indexing yields
         if self._writing is not None:  # rows left out write back what their slots hold
-            keep = ~self._writing[:, None, None, None]
-            k = torch.where(keep, keys[rows, :, slots], k)
-            v = torch.where(keep, values[rows, :, slots], v)
+            keep = ~self._writing.view(-1, *([1] * (new.dim() - 1)))
+            new = torch.where(keep, ring[rows, :, slots], new)
         # index_put_ writes only the new entries (scatter_ on the CPU copied the whole ring each time)
-        keys[rows, :, slots] = k
-        values[rows, :, slots] = v
-        return keys, values
+        ring[rows, :, slots] = new
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [..., D] float -> int8 [..., D] and float32 scales [...]: each row's largest magnitude maps to 127."""
+    x = x.float()
+    scale = x.abs().amax(dim=-1) / 127
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (x / safe[..., None]).round_().clamp_(-127, 127).to(torch.int8), scale
+
+
+def dequantize_rows(stored: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """quantize_rows undone: int8 [..., D] and scales [...] -> float32 [..., D]."""
+    return stored.float() * scale[..., None]
 
 
 def stream_mask(streams: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 One extension module holds them all (core/native_bindings.cpp):
 - int4_linear (core/int4_kernel.cpp): int4 decoder weights times a step's few rows;
-- ring_attention (core/ring_attention.cpp): one query step over a bfloat16 key/value ring, for
-  compiled int8 and int4 steps (core.attention.widening_attention);
+- ring_attention (core/ring_attention.cpp): one query step over a key/value ring stored in int8
+  (a scale per slot and head) or bfloat16, for compiled int8 and int4 steps
+  (core.attention.widening_attention);
 - nearest_centroids (core/codebook_search.cpp): a live frame's codebook search over int8 copies of
   the books, exact all the same, for the same steps (core.codebook_search).
 

@@ -257,17 +257,20 @@ def swap_in_quantized(model: nn.Module, mode: str, packer: BackgroundPacker | No
 
 
 def compiled_kv_dtype(model: nn.Module) -> torch.dtype | None:
-    """The key/value ring of a compiled int8 or int4 CPU step: bfloat16, native or not (None: the model's own).
+    """The key/value ring of a compiled int8 or int4 CPU step: int8 with a scale per slot and head
+    (core.kv_cache), or None for the model's own.
 
     Attention reads the whole ring every step. Without native bfloat16 an eager int8 step keeps it
     in float32 (SDPA in emulated bfloat16 is slower than in float32), but compiled, the widening to
     float32 happens as the ring is read (core.attention.widening_attention: Surtitle's ring kernel,
-    built with the compiled step, or else inductor's fused loops), so the ring is read at half the
-    bytes: a compiled 1b frame on 2 AMD Zen 3 cores went from 114-139 to 100-117 ms with the loops,
-    and the kernel reads a full ring in 10-13 ms where the loops take 13-17 (benchmarks.ring_attention).
+    built with the compiled step, or else inductor's fused loops), so the ring can be stored narrow.
+    In bfloat16 it took a compiled 1b frame on 2 AMD Zen 3 cores from 114-139 to 100-117 ms; in int8
+    the kernel reads the 1b's full ring in 2.7-4.0 ms against bfloat16's 5.7-7.6 (benchmarks.ring_attention).
+    The int8 ring moves attention's output by about 1% of its largest value, far less than the int8
+    or int4 weights move the logits (benchmarks.bench prints both modes' drift from float32).
     """
     if getattr(model, "quantization", None) in QUANTIZED and model.device.type == "cpu":
-        return torch.bfloat16
+        return torch.int8
     return None
 
 

@@ -104,8 +104,8 @@ def test_compiled_quantized_stream_runs_without_recompiling(tiny_checkpoint, fre
     again = stream_tokens(stream, clip, [FRAME] * 10 + [4 * FRAME])  # reset(), same audio
     assert counters["stats"]["unique_graphs"] - graphs == 2  # streaming compiled nothing more
     assert again == first
-    # compiled, the ring is bfloat16 whether or not the CPU has native bfloat16 (its widening is fused)
-    assert stream._stepper.cache.keys[0].dtype == torch.bfloat16
+    # compiled, the ring is int8 with its scales, whether or not the CPU has native bfloat16
+    assert stream._stepper.cache.keys[0].dtype == torch.int8 and stream._stepper.cache.scales(0) is not None
     if native.unavailable_reason() is None:  # and the kernels search the codebooks' int8 copies
         assert all(b.search is not None for b in stream.model.codec_model.modules() if isinstance(b, Codebook))
     eager = StreamingTranscriber.from_pretrained(folder, quantize=mode)

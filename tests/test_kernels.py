@@ -10,6 +10,7 @@ from core import native
 from core.attention import Attention, widening_attention
 from core.compiled_step import compiler_found
 from core.config import MimiConfig
+from core.kv_cache import dequantize_rows, quantize_rows
 from core.layers import FewRowLinear, Rotary, few_row_linear
 from core.mimi import Codebook
 from tests.markers import needs_native
@@ -119,6 +120,49 @@ def test_widening_attention_equals_float32_sdpa_over_the_same_ring(attention_pat
     torch.testing.assert_close(widening_attention(q, k, v, mask), expected, rtol=1e-5, atol=1e-6)
 
 
+def int8_ring(kv_heads: int, slots: int, dim: int, seed: int):
+    """The same keys and values as ring(), stored as a compiled int8 or int4 step stores them."""
+    (k, ks), (v, vs) = (quantize_rows(t.float()) for t in ring(kv_heads, slots, dim, seed))
+    return k, v, (ks, vs)
+
+
+def test_quantized_rows_come_back_within_half_a_step():
+    x = torch.randn(3, 5, 40, generator=torch.Generator().manual_seed(2)) * torch.logspace(-3, 1, 5)[:, None]
+    x[1, 2] = 0  # an empty slot: scale 0, values 0
+    stored, scale = quantize_rows(x)
+    assert stored.dtype == torch.int8 and scale.shape == (3, 5)
+    assert (stored.abs() <= 127).all() and (stored.abs().amax(-1)[scale > 0] == 127).all()
+    assert ((dequantize_rows(stored, scale) - x).abs() <= scale[..., None] / 2 * 1.0001).all()
+
+
+@pytest.mark.parametrize("heads, kv_heads, dim", [(4, 4, 16), (4, 2, 16), (2, 1, 72)])
+def test_widening_attention_over_an_int8_ring_equals_sdpa_over_its_values(attention_path, heads, kv_heads, dim):
+    k, v, scales = int8_ring(kv_heads, 12, dim, seed=heads + dim)
+    q = torch.randn(2, heads, 1, dim, generator=torch.Generator().manual_seed(1))
+    mask = partly_filled(12)
+    wide_k, wide_v = dequantize_rows(k, scales[0]), dequantize_rows(v, scales[1])
+    expected = F.scaled_dot_product_attention(q, wide_k, wide_v, attn_mask=mask, enable_gqa=heads != kv_heads)
+    torch.testing.assert_close(widening_attention(q, k, v, mask, scales), expected, rtol=1e-5, atol=1e-6)
+    several = torch.randn(2, heads, 3, dim, generator=torch.Generator().manual_seed(3))  # a chunk of queries
+    torch.testing.assert_close(widening_attention(several, k, v, mask.expand(-1, -1, 3, -1), scales),
+                               F.scaled_dot_product_attention(several, wide_k, wide_v, attn_mask=mask,
+                                                              enable_gqa=heads != kv_heads), rtol=1e-5, atol=1e-6)
+
+
+@needs_native
+def test_the_ring_kernel_ignores_the_scales_of_masked_slots():
+    k, v, (ks, vs) = int8_ring(2, 12, 16, seed=4)
+    q = torch.randn(2, 2, 1, 16, generator=torch.Generator().manual_seed(5))
+    mask = partly_filled(12)
+    expected = native.kernels().ring_attention(q, k, v, mask, ks, vs)
+    ks, vs = ks.clone(), vs.clone()
+    ks[0, :, 6:] = float("nan")  # slots the first stream has not filled yet
+    vs[1, :, :3] = float("inf")
+    assert torch.equal(native.kernels().ring_attention(q, k, v, mask, ks, vs), expected)
+    with pytest.raises(RuntimeError, match="scales"):
+        native.kernels().ring_attention(q, k, v, mask)
+
+
 @needs_native
 def test_the_ring_kernel_reads_only_the_slots_the_mask_keeps():
     k, v = ring(2, 12, 16, seed=8)
@@ -136,7 +180,7 @@ def test_the_ring_kernel_reads_only_the_slots_the_mask_keeps():
 def test_the_ring_kernel_refuses_what_it_cannot_read():
     k, v = ring(2, 12, 16, seed=8)
     q = torch.randn(2, 2, 1, 16)
-    with pytest.raises(RuntimeError, match="bfloat16"):
+    with pytest.raises(RuntimeError, match="bfloat16 or int8"):
         native.kernels().ring_attention(q, k.float(), v.float(), partly_filled(12))
     with pytest.raises(RuntimeError, match="do not fit"):
         native.kernels().ring_attention(torch.randn(2, 3, 1, 16), k, v, partly_filled(12))

@@ -51,6 +51,7 @@ def state_rows(stepper: FrameStepper, row: int) -> list[torch.Tensor]:
     tensors = list(codec.conv_history) + [codec.fresh, stepper.last_token, stepper.step_index]
     for cache in (codec.kv, stepper.cache):
         tensors += cache.keys + cache.values + [cache.slot_step, cache.stream_start, cache.next_step]
+        tensors += (cache.key_scales or []) + (cache.value_scales or [])
     return [t[row].clone() for t in tensors]
 
 
@@ -89,9 +90,12 @@ def test_per_frame_lockstep_gives_generate_tokens(parts):
     assert stepper.steps == expected.shape[1] - 1
 
 
-def test_inactive_rows_are_untouched_bit_for_bit(parts):
+@pytest.mark.parametrize("ring", [None, torch.int8], ids=["model's ring", "int8 ring"])
+def test_inactive_rows_are_untouched_bit_for_bit(parts, ring):
     model, *_ = parts("window")
     stepper = FrameStepper(model, 3)
+    if ring is not None:  # the ring of a compiled int8 or int4 step, with its scales
+        stepper.cache = model.model.new_cache(3, dtype=ring)
     frames = torch.from_numpy(noise(1.0, seed=3)[:3 * FS].reshape(3, FS).copy())
     every = torch.ones(3, dtype=torch.bool)
     for _ in range(12):  # past both windows of this variant: the rings have wrapped
