@@ -13,7 +13,9 @@ alike. The forms:
 - q, k and v stacked into one product per layer;
 - the narrow strided convs run by oneDNN rather than as a matmul over unfolded windows;
 - a live frame's codebook search through Surtitle's kernel over int8 copies of the books
-  (core.codebook_search; when the kernels can be built here) rather than the float32 product.
+  (core.codebook_search; when the kernels can be built here) rather than the float32 product;
+- a live frame's float32 products through Surtitle's row kernel (core/row_products.cpp) rather
+  than MKL's few-row path (the forms above are MKL's: they undo the kernel as well).
 
 With --evict MB (default: the int4 1b decoder's 470 MB) each timed call first reads that much
 other memory, as a live step does between two frames, so the codec's weights come from memory
@@ -49,7 +51,8 @@ def plain_nearest(book: Codebook, x: torch.Tensor) -> torch.Tensor:
     return augmented.matmul(table[None].mT).clamp_min_(0).sqrt_()[0].argmin(dim=-1)
 
 
-def uncopied_rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def uncopied_rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                         kernel: bool = False) -> torch.Tensor:
     """few_row_linear without making the rows contiguous first."""
     flat = x.reshape(-1, x.shape[-1])
     out = torch.mm(weight, flat.t()).t()
@@ -61,14 +64,16 @@ def uncopied_rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 class Forms:
     """Undoes one of the codec's forms at a time (or none), and puts it back."""
 
-    names = ("used", "x @ W^T", "rows as they come", "q, k, v apart", "all strided convs unfolded",
-             "float32 codebook search")
+    names = ("used", "MKL's few-row products", "x @ W^T", "rows as they come", "q, k, v apart",
+             "all strided convs unfolded", "float32 codebook search")
 
     def __init__(self, codec: MimiEncoder):
         self.books = [m for m in codec.modules() if isinstance(m, Codebook)]
         for book in self.books:
             book._plain_table = book._augmented_t.t().contiguous()
         self.tables = [book.search for book in self.books]
+        self.row_modules = [m for m in codec.modules() if hasattr(m, "row_kernel")]
+        self.kernels = any(m.row_kernel for m in self.row_modules)
         self.attentions = [layer.self_attn for layer in codec.encoder_transformer.layers]
         self.fused = [a._fused_qkv for a in self.attentions]
         self.convs = [m for m in codec.modules() if isinstance(m, CausalConv1d)]
@@ -78,7 +83,7 @@ class Forms:
     def use(self, name: str) -> None:
         linear: Callable = self.few_rows
         if name == "x @ W^T":
-            linear = lambda x, w, b=None: F.linear(x, w, b)  # noqa: E731
+            linear = lambda x, w, b=None, kernel=False: F.linear(x, w, b)  # noqa: E731
         elif name == "rows as they come":
             linear = uncopied_rows_linear
         core.layers.few_row_linear = core.conv.few_row_linear = linear
@@ -90,6 +95,8 @@ class Forms:
         searched_with_kernel = name not in ("x @ W^T", "float32 codebook search")
         for book, table in zip(self.books, self.tables):
             book.search = table if searched_with_kernel else None
+        for module in self.row_modules:  # the other forms are MKL's: they undo the kernel too
+            module.row_kernel = self.kernels and name in ("used", "float32 codebook search")
         for attn, fused in zip(self.attentions, self.fused):
             attn._fused_qkv = None if name == "q, k, v apart" else fused
         for conv, used in zip(self.convs, self.as_matmul):
@@ -133,8 +140,8 @@ def main() -> None:
     codec.load_state_dict(random_state(codec), assign=True)
     codec.to("cpu").prepare()
     codec.eval()
-    if native.try_kernels("the codebook search runs"):
-        codec.search_with_kernel()
+    if native.try_kernels("the codec's live frame runs"):
+        codec.use_kernels()
     other = torch.ones(max(1, int(args.evict * 2**20 / 4)))
     forms = Forms(codec)
     names = Forms.names

@@ -7,10 +7,12 @@ variant, each over a full key/value ring (60 s streamed untimed for the 1b), the
 80 ms frames, 40 per variant per round, the variants taking turns so that a memory bus whose speed
 drifts affects all alike. The variants:
 
-- "used": what a compiled int8 or int4 step runs: an int8 key/value ring (core.kv_cache) and the
-  codebook search over int8 copies of the books (core.codebook_search);
+- "used": what a compiled int8 or int4 step runs: an int8 key/value ring (core.kv_cache), the
+  codebook search over int8 copies of the books (core.codebook_search) and the codec's float32
+  products of a few rows through core/row_products.cpp;
 - "bfloat16 ring": the ring as it was before, twice the bytes;
-- "float32 codebook search": the search as a float32 product over the 67 MB of books.
+- "float32 codebook search": the search as a float32 product over the 67 MB of books;
+- "MKL's few-row products": the codec's products through MKL (core.layers.few_row_linear).
 
 Figures are medians of each round's 40 frames; also prints how often each variant's tokens agree
 with "used" (the same audio, random weights: flat logits that flip on any rounding).
@@ -32,7 +34,7 @@ from core.quantize import prepare_model
 from core.runtime import configure_threads
 from core.streaming import StreamingTranscriber
 
-VARIANTS = ("used", "bfloat16 ring", "float32 codebook search")
+VARIANTS = ("used", "bfloat16 ring", "float32 codebook search", "MKL's few-row products")
 FRAME = 1920
 
 
@@ -56,10 +58,13 @@ def main() -> None:
         core.generation.compiled_kv_dtype = used_ring
     books = [m for m in model.codec_model.modules() if isinstance(m, Codebook)]
     tables = [b.search for b in books]
+    row_modules = [m for m in model.codec_model.modules() if getattr(m, "row_kernel", False)]
 
-    def use(name: str) -> None:  # the codebooks belong to the model: every stream sees the change
+    def use(name: str) -> None:  # the codec belongs to the model: every stream sees the change
         for book, table in zip(books, tables):
             book.search = None if name == "float32 codebook search" else table
+        for module in row_modules:
+            module.row_kernel = name != "MKL's few-row products"
 
     window_s = model.config.sliding_window * FRAME / 24000
     audio = test_audio(window_s + 2 + args.rounds * args.frames * FRAME / 24000, 1)[0]

@@ -22,6 +22,7 @@ class Attention(nn.Module):
         self.o_proj = linear(heads * head_dim, hidden, bias=False)
         self.qkv_proj: nn.Module | None = None  # q, k and v in one matmul, once stack_qkv() is called
         self._fused_qkv: torch.Tensor | None = None  # [q + 2 kv, hidden], once fuse_qkv() is called
+        self.row_kernel = False  # few_row_linear's `kernel` for the fused product (MimiEncoder.use_kernels)
 
     def fuse_qkv(self) -> None:
         """Lay q, k and v's weights one above the other, so that one product computes all three.
@@ -60,7 +61,8 @@ class Attention(nn.Module):
             q, k, v = self.qkv_proj(x).split((self.heads * self.head_dim, kv, kv), dim=-1)
         elif self._fused_qkv is not None:
             product = layers.few_row_linear if isinstance(self.q_proj, FewRowLinear) else F.linear
-            q, k, v = product(x, self._fused_qkv).split((self.heads * self.head_dim, kv, kv), dim=-1)
+            q, k, v = (product(x, self._fused_qkv, kernel=self.row_kernel) if product is layers.few_row_linear
+                       else product(x, self._fused_qkv)).split((self.heads * self.head_dim, kv, kv), dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q = q.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]

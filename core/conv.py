@@ -28,6 +28,7 @@ class CausalConv1d(nn.Module):
         # copies twice the input: 64 -> 128 channels over a file's 32 frames took 47 ms unfolded
         # against 19 ms as a conv (2 cores, AMD Zen 3).
         self.as_matmul = dilation == 1 and ((stride > 1 and in_ch >= 256) or in_ch >= 1024)
+        self.row_kernel = False  # few_row_linear's `kernel` (MimiEncoder.use_kernels)
 
     def new_history(self, batch: int, device, dtype) -> torch.Tensor:
         return torch.zeros(batch, self.in_channels, self.history_len, device=device, dtype=dtype)
@@ -59,5 +60,5 @@ class CausalConv1d(nn.Module):
         k, s = w.shape[-1], self.stride
         cols = inp.unfold(2, k, s).transpose(1, 2).reshape(-1, c_in * k)  # [B * T_out, C_in * k]
         # a live frame gives the last convs 1 or 2 output steps: the few-row form reads W fastest
-        out = few_row_linear(cols, w.reshape(w.shape[0], -1), self.conv.bias)  # [B * T_out, C_out]
+        out = few_row_linear(cols, w.reshape(w.shape[0], -1), self.conv.bias, self.row_kernel)  # [B * T_out, C_out]
         return out.view(b, -1, w.shape[0]).transpose(1, 2)  # [B, C_out, T_out]

@@ -105,8 +105,8 @@ class FrameStepper:
             if on_compile is not None and found:
                 on_compile()
             if found and self.cache.keys[0].dtype in (torch.bfloat16, torch.int8) and \
-                    native.try_kernels("attention over the narrow ring and the codebook search run"):
-                model.codec_model.search_with_kernel()  # built once per machine, with the step
+                    native.try_kernels("attention over the narrow ring and the codec's live frame run"):
+                model.codec_model.use_kernels()  # built once per machine, with the step
             self._frame_in = torch.zeros(batch, cfg.frame_size, device=device)  # [B, F]
             self._codes_in = torch.zeros(batch, cfg.num_codebooks, dtype=torch.long, device=device)  # [B, K]
             self._compiled_frame = CompiledStep(self._one_frame, "frame")

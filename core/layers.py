@@ -6,6 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import native
+
+KERNEL_ROWS = 4  # the most rows Surtitle's row product kernel takes (core/row_products.cpp)
+
 
 class RMSNorm(nn.Module):
     """RMS normalisation computed in float32 whatever the model dtype (the checkpoints' eps is 1e-8)."""
@@ -44,7 +48,8 @@ class GatedMLP(nn.Module):
         return self.fc2(F.silu(gate) * value)
 
 
-def few_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def few_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                   kernel: bool = False) -> torch.Tensor:
     """F.linear (x [..., in] -> [..., out]) in the form that is fast when x has few rows.
 
     A live frame gives the codec's transformer 2 rows and its last convolutions 1 or 2, so each of
@@ -52,20 +57,41 @@ def few_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     takes its small-matrix path, which on AVX2 CPUs (AMD Zen 3, 2 cores) reads weights at 4-7 GB/s;
     the same product as W @ x^T runs at 9-16 GB/s (the codec transformer's 100 MB: 24 -> 12 ms).
     The two equal each other to rounding (bit for bit from 64 rows up, on that machine).
+    With `kernel` (the compiled int8 and int4 steps, which build Surtitle's kernels: see
+    MimiEncoder.use_kernels) up to KERNEL_ROWS rows go to core/row_products.cpp instead, which
+    streams W at the bus's rate: the codec transformer's 100 MB in 5.9 ms against MKL's 11.3, from
+    memory (2-core Zen 3). It sums in another order, so results differ from MKL's in the last bits.
     """
     # rows must be contiguous: MKL reads W at half speed when x^T arrives as a plain [in, M] matrix
     flat = x.reshape(-1, x.shape[-1]).contiguous()  # [M, in]
-    out = torch.mm(weight, flat.t()).t()  # [M, out], a transposed view of W @ x^T
+    if kernel and flat.shape[0] <= KERNEL_ROWS and native.loaded() is not None and \
+            flat.dtype == weight.dtype == torch.float32 and flat.device.type == "cpu":
+        out = few_rows_linear(flat, weight.contiguous())  # [M, out]
+    else:
+        out = torch.mm(weight, flat.t()).t()  # [M, out], a transposed view of W @ x^T
     if bias is not None:
         out = out + bias
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
+@torch.library.custom_op("surtitle::few_rows_linear", mutates_args=())
+def few_rows_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x [M, in] float32 (M <= KERNEL_ROWS) times weight [out, in] -> [M, out]; opaque to the compiler."""
+    return native.loaded().few_rows_linear(x, weight)
+
+
+@few_rows_linear.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(x.shape[0], weight.shape[0])
+
+
 class FewRowLinear(nn.Linear):
     """nn.Linear (same parameters and checkpoint keys) that computes through few_row_linear."""
 
+    row_kernel = False  # few_row_linear's `kernel`, set by MimiEncoder.use_kernels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return few_row_linear(x, self.weight, self.bias)
+        return few_row_linear(x, self.weight, self.bias, self.row_kernel)
 
 
 class GeluMLP(nn.Module):

@@ -263,10 +263,15 @@ class MimiEncoder(nn.Module):
         for layer in self.encoder_transformer.layers:
             layer.self_attn.fuse_qkv()
 
-    def search_with_kernel(self) -> None:
-        """From now on a search of a few rows (a live frame) reads the codebooks' int8 copies with
-        Surtitle's kernel once it is loaded (core.codebook_search): 17 instead of 67 MB a frame."""
+    def use_kernels(self) -> None:
+        """From now on a live frame's work goes to Surtitle's kernels once they are loaded: its
+        codebook searches read int8 copies of the books (core.codebook_search: 17 instead of 67 MB
+        a frame, same codes) and its float32 products of a few rows stream their weights through
+        core/row_products.cpp (core.layers.few_row_linear). The compiled fast steps call this."""
         self.quantizer.search_tables()
+        for module in self.modules():
+            if isinstance(module, (FewRowLinear, Attention, CausalConv1d)):
+                module.row_kernel = True
 
     def frames_per_call(self, batch: int) -> int:
         """How many frames of a `batch`-stream input one call should take.

@@ -6,7 +6,9 @@ One extension module holds them all (core/native_bindings.cpp):
   (a scale per slot and head) or bfloat16, for compiled int8 and int4 steps
   (core.attention.widening_attention);
 - nearest_centroids (core/codebook_search.cpp): a live frame's codebook search over int8 copies of
-  the books, exact all the same, for the same steps (core.codebook_search).
+  the books, exact all the same, for the same steps (core.codebook_search);
+- few_rows_linear (core/row_products.cpp): a live frame's float32 codec products (2 rows), for the
+  same steps (core.layers.few_row_linear).
 
 torch's extension loader builds it with the machine's C++ compiler and ninja (about a minute on
 2 cores) into torch's extension cache, where later starts find it in about a second. `kernels()`
@@ -28,7 +30,8 @@ import torch
 from .errors import ConfigError
 
 SOURCES = [Path(__file__).with_name(name) for name in
-           ("native_bindings.cpp", "int4_kernel.cpp", "ring_attention.cpp", "codebook_search.cpp")]
+           ("native_bindings.cpp", "int4_kernel.cpp", "ring_attention.cpp", "codebook_search.cpp",
+            "row_products.cpp")]
 
 log = logging.getLogger(__name__)
 

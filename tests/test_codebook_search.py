@@ -10,6 +10,8 @@ from core.codebook_search import SearchTable
 from core.compiled_step import compiler_found
 from core.config import MimiConfig
 from core.mimi import Codebook
+from core.streaming import StreamingTranscriber
+from tests.signals import noise
 from tests.markers import needs_native
 
 pytestmark = needs_native
@@ -123,3 +125,21 @@ def test_a_compiled_search_calls_the_kernel():
     book._augmented_t[-1] = float("nan")  # the float32 product's norms: only the kernel can still answer
     compiled = torch.compile(book.nearest, dynamic=False)
     assert torch.equal(compiled(x), expected)
+
+
+def test_the_codec_gives_the_same_codes_through_its_kernels(tiny_checkpoint):
+    native.kernels()
+    codec = StreamingTranscriber.from_pretrained(tiny_checkpoint("gqa")).model.codec_model
+    clip = torch.from_numpy(noise(2.0, seed=11))[None]
+    frames = clip.shape[1] // codec.config.frame_size
+    fs, k = codec.config.frame_size, codec.config.num_quantizers
+
+    def live_codes():  # frame by frame, as a live stream feeds it
+        state = codec.new_state(1)
+        return torch.cat([codec.encode_frames(clip[:, i * fs:(i + 1) * fs], state, k) for i in range(frames)], dim=1)
+
+    before = live_codes()
+    codec.use_kernels()
+    assert all(b.search is not None for b in codec.modules() if isinstance(b, Codebook))
+    assert any(getattr(m, "row_kernel", False) for m in codec.modules())
+    assert torch.equal(live_codes(), before)

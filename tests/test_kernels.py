@@ -11,7 +11,7 @@ from core.attention import Attention, widening_attention
 from core.compiled_step import compiler_found
 from core.config import MimiConfig
 from core.kv_cache import dequantize_rows, quantize_rows
-from core.layers import FewRowLinear, Rotary, few_row_linear
+from core.layers import KERNEL_ROWS, FewRowLinear, Rotary, few_row_linear
 from core.mimi import Codebook
 from tests.markers import needs_native
 
@@ -68,6 +68,55 @@ def test_fused_qkv_follows_the_parameters_when_the_module_moves():
     assert fused.dtype == torch.float64
     assert attn.q_proj.weight.data_ptr() == fused.data_ptr()
     assert attn.v_proj.weight.data_ptr() == fused[-attn.v_proj.out_features:].data_ptr()
+
+
+@needs_native
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 6])  # 6: more than the kernel takes, MKL's
+@pytest.mark.parametrize("inner", [512, 37])  # 37: a tail past the last 16 values
+def test_the_row_kernel_equals_linear(rows, inner):
+    native.kernels()
+    g = torch.Generator().manual_seed(rows + inner)
+    x, w, bias = torch.randn(1, rows, inner, generator=g), torch.randn(96, inner, generator=g), torch.randn(96, generator=g)
+    expected = (x.double() @ w.double().t() + bias.double()).float()
+    got = few_row_linear(x, w, bias, kernel=True)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(got, few_row_linear(x, w, bias)) == (rows > KERNEL_ROWS)  # the kernel sums in its own order
+
+
+@needs_native
+def test_the_row_kernel_refuses_what_it_cannot_take():
+    w = torch.randn(8, 16)
+    with pytest.raises(RuntimeError, match="1 to 4 rows"):
+        native.kernels().few_rows_linear(torch.randn(5, 16), w)
+    with pytest.raises(RuntimeError, match="contiguous float32"):
+        native.kernels().few_rows_linear(torch.randn(2, 16), w.t().contiguous().t())
+    with pytest.raises(RuntimeError, match="do not fit"):
+        native.kernels().few_rows_linear(torch.randn(2, 15), w)
+
+
+@needs_native
+@needs_compiler
+def test_a_compiled_few_row_linear_calls_the_row_kernel(monkeypatch):
+    torch._dynamo.reset()
+    kernels, calls = native.kernels(), []
+
+    class Counting:  # the kernels as they are, counting the row products asked of them
+        def __getattr__(self, name):
+            return getattr(kernels, name)
+
+        def few_rows_linear(self, x, w):
+            calls.append(x.shape[0])
+            return kernels.few_rows_linear(x, w)
+
+    monkeypatch.setattr(native, "_module", Counting())
+    linear = FewRowLinear(64, 32)
+    linear.row_kernel = True
+    x = torch.randn(2, 64)
+    compiled = torch.compile(linear, dynamic=False)
+    with torch.inference_mode():  # as every step runs
+        torch.testing.assert_close(compiled(x), F.linear(x, linear.weight, linear.bias), rtol=1e-5, atol=1e-5)
+    assert calls and set(calls) == {2}
+    torch._dynamo.reset()
 
 
 def test_few_row_linear_keeps_the_checkpoint_keys_of_a_linear():
