@@ -60,9 +60,11 @@ class Attention(nn.Module):
         if self.qkv_proj is not None:
             q, k, v = self.qkv_proj(x).split((self.heads * self.head_dim, kv, kv), dim=-1)
         elif self._fused_qkv is not None:
-            product = layers.few_row_linear if isinstance(self.q_proj, FewRowLinear) else F.linear
-            q, k, v = (product(x, self._fused_qkv, kernel=self.row_kernel) if product is layers.few_row_linear
-                       else product(x, self._fused_qkv)).split((self.heads * self.head_dim, kv, kv), dim=-1)
+            if isinstance(self.q_proj, FewRowLinear):
+                qkv = layers.few_row_linear(x, self._fused_qkv, kernel=self.row_kernel)
+            else:
+                qkv = F.linear(x, self._fused_qkv)
+            q, k, v = qkv.split((self.heads * self.head_dim, kv, kv), dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q = q.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
