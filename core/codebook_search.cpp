@@ -29,17 +29,14 @@
 #endif
 #include <immintrin.h>
 
+#include "native_simd.h"
+
 namespace {
+
+using surtitle::horizontal_sum;
 
 constexpr int kMaxRows = 4;  // rows searched together: each int8 book row is widened once for all
 constexpr int64_t kMaxDim = 4096;  // int32 lanes of pair sums stay exact up to here
-
-inline int32_t horizontal_sum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
 
 struct Row {
   const int16_t* u;  // [dp]

@@ -22,7 +22,11 @@
 #endif
 #include <immintrin.h>
 
+#include "native_simd.h"
+
 namespace {
+
+using surtitle::horizontal_sum;
 
 constexpr int64_t kGroup = 32;
 constexpr int64_t kPair = 2 * kGroup;  // values per 32 packed bytes
@@ -54,13 +58,6 @@ QuantizedRows quantize_rows(const float* x, int64_t m, int64_t k) {
     q.sums[i] = static_cast<float>(sum);
   }
   return q;
-}
-
-float horizontal_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // One weight row's scales combined with each activation row's (out [rows, groups]), and what the

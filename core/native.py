@@ -18,6 +18,7 @@ for code on a step's path that must not stall for a minute.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from .errors import ConfigError
 SOURCES = [Path(__file__).with_name(name) for name in
            ("native_bindings.cpp", "int4_kernel.cpp", "ring_attention.cpp", "codebook_search.cpp",
             "row_products.cpp")]
+HEADER = Path(__file__).with_name("native_simd.h")  # helpers the sources share
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,11 @@ def kernels() -> ModuleType:
             from torch.utils.cpp_extension import load
 
             try:  # -fopenmp: without it at::parallel_for, a header template, runs on one thread
+                # the loader hashes sources and flags, not headers: the header's hash goes in as a flag
+                header = hashlib.sha1(HEADER.read_bytes()).hexdigest()[:12]
                 _module = load(name="surtitle_native", sources=[str(s) for s in SOURCES],
-                               extra_cflags=["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"], verbose=False)
+                               extra_cflags=["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp",
+                                             f"-DSURTITLE_SIMD_H={header}"], verbose=False)
             except (RuntimeError, OSError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError(f"could not build Surtitle's CPU kernels ({first})") from exc

@@ -17,17 +17,14 @@
 #endif
 #include <immintrin.h>
 
+#include "native_simd.h"
+
 namespace {
+
+using surtitle::horizontal_sum;
 
 constexpr int kMaxRows = 4;
 constexpr int64_t kAhead = 1024;  // floats of weights prefetched ahead (4 KB)
-
-inline float horizontal_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // out[r * n + i] = x_r . w_i for the weight rows [begin, end)
 template <int kRows>
