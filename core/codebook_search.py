@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from . import native
+from .kv_cache import quantize_rows
 
 ROWS = 4  # the most rows one kernel call searches; more (a file's frames) read the float32 books with MKL
 
@@ -37,11 +38,10 @@ class SearchTable:
         """centroids [N, dim] float32 -> the table (dim padded to a multiple of 16)."""
         c = centroids.float()
         n, dim = c.shape
-        scales = c.abs().amax(dim=1) / 127  # [N]
-        safe = torch.where(scales > 0, scales, torch.ones_like(scales))
+        stored, scales = quantize_rows(c)  # the int8 ring's rounding: each row's largest value maps to 127
         values = torch.zeros(n, -(-dim // 16) * 16, dtype=torch.int8)
-        values[:, :dim] = (c / safe[:, None]).round_().clamp_(-127, 127).to(torch.int8)
-        return cls(values=values.contiguous(), scales=scales.contiguous(),
+        values[:, :dim] = stored
+        return cls(values=values, scales=scales.contiguous(),
                    l1=values.float().abs().sum(dim=1).contiguous(),
                    norms=c.double().pow(2).sum(dim=1).float().contiguous())
 

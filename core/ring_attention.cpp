@@ -127,19 +127,19 @@ at::Tensor ring_attention(const at::Tensor& q, const at::Tensor& keys, const at:
   const int64_t group = h / kv_heads;
   const float* ksp = int8 ? key_scales->data_ptr<float>() : nullptr;
   const float* vsp = int8 ? value_scales->data_ptr<float>() : nullptr;
+  const void* kp = keys.data_ptr();  // int8_t or bfloat16's uint16_t, by `int8`
+  const void* vp = values.data_ptr();
   at::parallel_for(0, b * h, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(slots);
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t row = bh / h, kv = (bh % h) / group;
       const int64_t head = row * kv_heads + kv, ring = head * slots * d;
       if (int8) {
-        one_head(qp + bh * d, keys.data_ptr<int8_t>() + ring, values.data_ptr<int8_t>() + ring, ksp + head * slots,
-                 vsp + head * slots, mp + row * slots, slots, d, scale, scores.data(), op + bh * d);
+        one_head(qp + bh * d, static_cast<const int8_t*>(kp) + ring, static_cast<const int8_t*>(vp) + ring,
+                 ksp + head * slots, vsp + head * slots, mp + row * slots, slots, d, scale, scores.data(), op + bh * d);
       } else {
-        const auto* kp = reinterpret_cast<const uint16_t*>(keys.data_ptr<at::BFloat16>());
-        const auto* vp = reinterpret_cast<const uint16_t*>(values.data_ptr<at::BFloat16>());
-        one_head(qp + bh * d, kp + ring, vp + ring, nullptr, nullptr, mp + row * slots, slots, d, scale,
-                 scores.data(), op + bh * d);
+        one_head(qp + bh * d, static_cast<const uint16_t*>(kp) + ring, static_cast<const uint16_t*>(vp) + ring,
+                 nullptr, nullptr, mp + row * slots, slots, d, scale, scores.data(), op + bh * d);
       }
     }
   });
