@@ -35,8 +35,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quantize", default="auto", choices=["auto", "none", "int8", "int4"],
-        help="auto (default): int8 decoder weights on a CPU, the fastest uncompiled mode; "
-             "full precision on a GPU. int4: half int8's bytes, faster still for one stream on a CPU "
+        help="auto (default): int8 decoder weights on a CPU, and for a live session int4 where int8 cannot "
+             "keep up (measured the first time, remembered for the machine); full precision on a GPU. int4: half int8's bytes, faster still for one stream on a CPU "
              "whose memory is slow, but less precise; it builds its kernel on first use (a minute; "
              "needs g++ and an AVX2 CPU). none: full precision everywhere",
     )

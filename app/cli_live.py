@@ -99,11 +99,14 @@ class _TerminalListener(PipelineListener):
         self._hinted = False
 
     def on_loading(self, stage: str, done: int, total: int) -> None:
-        if stage in ("compile", "kernel"):
+        if stage in ("compile", "kernel", "int4"):
             if self._progress_tty:
                 sys.stderr.write("\r\x1b[K")
-            line = ("compiling the model for this CPU (a minute or two the first time; later starts reuse the result)"
-                    if stage == "compile" else "preparing the int4 kernel (built once per machine: about a minute)")
+            line = {"compile": "compiling the model for this CPU (a minute or two the first time; later starts reuse "
+                               "the result)",
+                    "kernel": "preparing the int4 kernel (built once per machine: about a minute)",
+                    "int4": f"int8 does not keep up on this CPU ({done} ms a frame, {total} allowed): loading int4 "
+                            "instead (remembered for this machine; --quantize int8 forces int8)"}[stage]
             print(f"surtitle: {line}", file=sys.stderr, flush=True)
             self._announced_loading = False  # the progress line is gone
             return

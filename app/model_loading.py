@@ -1,9 +1,11 @@
 """Loading the engine for a live session, reporting progress a window or a terminal can show.
 
-Four stages reach the reporter as (stage, done, total): "kernel" (0, 0: no measure of progress)
+Five stages reach the reporter as (stage, done, total): "kernel" (0, 0: no measure of progress)
 while int4's kernel is built or found in its cache, "download" in bytes while a hub checkpoint is
 fetched (through a tqdm class handed to huggingface_hub; nothing is printed), "weights" in tensors
-while they are read, and "compile" (0, 0) if the step is compiled.
+while they are read, "compile" (0, 0) if the step is compiled, and "int4" (ms a frame took, ms it
+may take) when "auto" precision measured that int8 cannot keep up on this CPU and loads int4
+instead (app.live_precision; the stages above then come again).
 torch is imported here, on first use, so the pipeline module and `surtitle --help` stay light.
 """
 
@@ -12,11 +14,15 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from app.live_precision import PrecisionChoices
 from core.words import Word
+
+if TYPE_CHECKING:
+    from core import StreamingTranscriber
 
 LoadReport = Callable[[str, int, int], None]
 
@@ -43,16 +49,47 @@ class EngineOptions(Protocol):
 
 
 def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
-    from core import StreamingTranscriber
     from core.runtime import configure_threads
 
-    configure_threads()  # once per process, before the first step (see core.runtime for the policy)
-    if options.quantize == "int4":
+    threads = configure_threads()  # once per process, before the first step (see core.runtime for the policy)
+    if options.quantize != "auto" or not _int4_could_serve(options):
+        return _load(options, options.quantize, report)
+    # "auto" on a CPU: int8 where it keeps up live, int4 where not (app.live_precision)
+    choices = PrecisionChoices()
+    key = choices.key(options.model, threads)
+    known = choices.get(key)
+    engine = _load(options, known or "int8", report)
+    if known is None:
+        frame_s = engine.live_frame_seconds()
+        mode = "int8"
+        if frame_s > engine.live_budget_s:
+            report("int4", round(frame_s * 1e3), round(engine.live_budget_s * 1e3))  # ms a frame, ms allowed
+            del engine  # freed before int4 loads: never two models in memory
+            engine, mode = _load(options, "int4", report), "int4"
+        choices.put(key, mode, frame_s)
+    return engine
+
+
+def _int4_could_serve(options: EngineOptions) -> bool:
+    """Whether "auto" has int4 to fall back on: the model runs on the CPU, in int8 by default, and
+    int4's kernel can be built here (core.int4)."""
+    from core.checkpoint import resolve_device
+    from core.int4 import unavailable_reason
+    from core.quantize import resolve_mode
+
+    device = resolve_device(None if options.device == "auto" else options.device)
+    return device.type == "cpu" and resolve_mode("auto", device) == "int8" and unavailable_reason() is None
+
+
+def _load(options: EngineOptions, quantize: str | None, report: LoadReport) -> StreamingTranscriber:
+    from core import StreamingTranscriber
+
+    if quantize == "int4":
         from core.int4 import kernel
 
         report("kernel", 0, 0)  # built on a machine's first int4 session: about a minute
         kernel()
-    extra: dict[str, Any] = {"quantize": options.quantize} if options.quantize else {}
+    extra: dict[str, Any] = {"quantize": quantize} if quantize else {}
     return StreamingTranscriber.from_pretrained(
         options.model,
         device=None if options.device == "auto" else options.device,

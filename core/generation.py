@@ -90,8 +90,8 @@ class FrameStepper:
         self._compiled_frame = self._compiled_decode = None
         self.eager_frame_s: float | None = None  # what compile="auto" measured
         if compile == "auto" and device.type == "cpu" and found:
-            self.eager_frame_s = self._time_eager_frames()
-            budget = KEEP_UP_SHARE * cfg.frame_size / cfg.sampling_rate
+            self.eager_frame_s = self.time_lone_frames()
+            budget = KEEP_UP_SHARE * cfg.frame_size / cfg.sampling_rate  # as StreamingTranscriber.live_budget_s
             compile = self.eager_frame_s > budget
             if compile:
                 log.info("an uncompiled frame takes %.0f ms (budget %.0f ms): compiling the step for this CPU",
@@ -119,14 +119,22 @@ class FrameStepper:
         """Whether start()/step() run compiled (asked for or chosen by "auto", and compiling worked)."""
         return self._compiled_frame is not None and (self._compiled_frame.compiled or self._compiled_decode.compiled)
 
-    def _time_eager_frames(self, frames: int = 5) -> float:
-        """Median seconds of an uncompiled lone frame (codec + decoder) on silence; resets after.
+    @torch.inference_mode()  # the state tensors are inference tensors once stepped
+    def time_lone_frames(self, frames: int = 5) -> float:
+        """Median seconds a lone live frame (codec + decoder) takes, as this stepper runs it, over a
+        full ring; on silence, and every stream starts over after (call it before streaming).
 
         The step's cost does not depend on what it hears: every weight is read whatever the audio.
+        It does depend on how much of the ring is filled (attention skips empty slots), so the
+        rings are made to look full first (RingKVCache.look_full), as in any session past its
+        first window.
         """
         silence = torch.zeros(self._ids.shape[0], self.model.config.frame_size, device=self._ids.device)
+        self.reset()
         self.start()
         self.step(silence)  # the first frame pays for one-time allocations
+        self.cache.look_full()
+        self.codec_state.kv.look_full()
         times = []
         for _ in range(frames):
             t0 = time.perf_counter()

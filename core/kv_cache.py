@@ -63,6 +63,17 @@ class RingKVCache:
             mask = stream_mask(streams, self.batch_size, self.next_step.device)
             self.stream_start.copy_(torch.where(mask, self.next_step, self.stream_start))
 
+    def look_full(self) -> None:
+        """Make every row's ring look a whole window deep (of zero keys and values), without stepping.
+
+        For timing only: a step attends over every slot that its stream has filled, so a step
+        timed in a stream's first seconds would be cheaper than any step past its first window
+        (a minute of the 1b). The next steps attend over the whole ring; reset() afterwards.
+        """
+        self.slot_step.copy_(torch.arange(self.capacity, device=self.slot_step.device).expand_as(self.slot_step))
+        self.stream_start.zero_()
+        self.next_step.fill_(self.capacity)
+
     def advance(self, length: int, active: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Claim slots for `length` new steps of every row, or only of the rows where `active` [B] is True.

@@ -18,7 +18,7 @@ import torch
 
 from .errors import AudioError
 from .feature_extraction import KyutaiSpeechToTextFeatureExtractor
-from .generation import FrameStepper, steps_for
+from .generation import KEEP_UP_SHARE, FrameStepper, steps_for
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
 from .tokenizer import TextTokenizer
 from .words import Word, WordSegmenter
@@ -118,6 +118,22 @@ class StreamingTranscriber:
     def compiled(self) -> bool:
         """Whether the step runs compiled (see `compile`)."""
         return self._stepper.compiled
+
+    @property
+    def live_budget_s(self) -> float:
+        """Seconds a live frame's step may take and keep up: a share of the frame's duration, since
+        the rest of a live session (capture, resampling, journal, drawing) needs the remainder."""
+        return KEEP_UP_SHARE * self.frame_samples / self.sample_rate
+
+    def live_frame_seconds(self) -> float:
+        """Median seconds a lone live frame takes in this engine as it runs (compiled or not), over a
+        full key/value ring, timed on silence; every stream starts over, so ask before streaming."""
+        stepper = self._stepper
+        if stepper.eager_frame_s is not None and not stepper.compiled:
+            return stepper.eager_frame_s  # compile="auto" timed this very step and kept it uncompiled
+        seconds = stepper.time_lone_frames()
+        self.reset()
+        return seconds
 
     # -- audio in, words out ----------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """Loading the engine (app/model_loading.py), and KeptEngine: the engine kept between live sessions."""
 
 import gc
+import json
 import weakref
 from dataclasses import dataclass, replace
 
 from app.model_loading import KeptEngine
+from tests.markers import needs_int4
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,77 @@ def test_an_int4_engine_reports_its_kernel_before_its_weights(tiny_ckpt):
                               lambda stage, done, total: stages.append(stage))
     assert engine.model.quantization == "int4"
     assert stages[0] == "kernel" and "weights" in stages and "kernel" not in stages[1:]
+
+
+def _auto_load(folder, stages):
+    from app.model_loading import load_transcriber
+
+    return load_transcriber(Options(model=str(folder), quantize="auto"),
+                            lambda stage, done, total: stages.append((stage, done, total)))
+
+
+@needs_int4
+def test_auto_precision_loads_int4_where_int8_cannot_keep_up_and_remembers(tiny_ckpt, tmp_path, monkeypatch):
+    import core.streaming
+    from app.live_precision import CHOICE_FILE
+
+    monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(core.streaming, "KEEP_UP_SHARE", 0.0)  # a live budget no step can meet
+    stages = []
+    engine = _auto_load(tiny_ckpt, stages)
+    assert engine.model.quantization == "int4"
+    names = [s[0] for s in stages]
+    # int8 loads and is timed, then int4 (its kernel, its weights) replaces it
+    switch = names.index("int4")
+    assert "weights" in names[:switch] and names[switch + 1] == "kernel" and "weights" in names[switch + 2:]
+    ms, allowed = stages[switch][1:]
+    assert ms >= 0 and allowed == 0
+    remembered = json.loads((tmp_path / CHOICE_FILE).read_text())
+    [(key, entry)] = remembered.items()
+    assert str(tiny_ckpt) in key and entry["mode"] == "int4"
+    # the next start loads int4 at once: nothing is timed, no int8 weights are read
+    monkeypatch.setattr(core.streaming.StreamingTranscriber, "live_frame_seconds", None)
+    stages.clear()
+    assert _auto_load(tiny_ckpt, stages).model.quantization == "int4"
+    assert [s[0] for s in stages][0] == "kernel" and "int4" not in [s[0] for s in stages]
+
+
+@needs_int4
+def test_auto_precision_keeps_int8_where_it_keeps_up(tiny_ckpt, tmp_path, monkeypatch):
+    from app.live_precision import CHOICE_FILE
+
+    monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
+    stages = []
+    engine = _auto_load(tiny_ckpt, stages)  # the tiny model steps in milliseconds
+    assert engine.model.quantization == "int8" and "int4" not in [s[0] for s in stages]
+    [entry] = json.loads((tmp_path / CHOICE_FILE).read_text()).values()
+    assert entry["mode"] == "int8" and 0 < entry["int8_frame_ms"] < 64
+
+
+def test_explicit_precision_is_never_second_guessed(tiny_ckpt, tmp_path, monkeypatch):
+    import core.streaming
+    from app.live_precision import CHOICE_FILE
+    from app.model_loading import load_transcriber
+
+    monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(core.streaming, "KEEP_UP_SHARE", 0.0)
+    engine = load_transcriber(Options(model=str(tiny_ckpt), quantize="int8"), lambda *a: None)
+    assert engine.model.quantization == "int8" and not (tmp_path / CHOICE_FILE).exists()
+
+
+def test_a_remembered_choice_that_cannot_be_read_or_written_costs_only_the_shortcut(tmp_path, caplog):
+    from app.live_precision import PrecisionChoices
+
+    path = tmp_path / "precision.json"
+    path.write_text("{not json")
+    choices = PrecisionChoices(path)
+    key = choices.key("m", 2)
+    assert choices.get(key) is None  # unreadable: measured again
+    choices.put(key, "int4", 0.1)
+    assert choices.get(key) == "int4" and PrecisionChoices(path).get(choices.key("other", 2)) is None
+    path.write_text(json.dumps({key: {"mode": "int3"}, "x": 5}))
+    assert choices.get(key) is None and choices.get("x") is None  # nonsense in the file is ignored
+    blocked = PrecisionChoices(tmp_path / "a-file" / "precision.json")
+    (tmp_path / "a-file").write_text("")  # its folder cannot be made
+    blocked.put(key, "int8", 0.05)  # logged, not raised
+    assert blocked.get(key) is None and "could not remember" in caplog.text

@@ -231,3 +231,30 @@ def test_auto_quantization_is_int8_on_the_cpu(tiny_checkpoint):
     stream = StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="auto")
     assert stream.model.quantization == "int8"
     assert StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="none").model.quantization is None
+
+
+def test_timed_live_frames_attend_over_a_full_ring_and_leave_no_trace(engines):
+    stream, processor = engines("window")  # a short window: the clip below outlasts it
+    clip = noise(2.0, seed=47)
+    expected = offline_tokens(stream, processor, clip)
+    cache = stream._stepper.cache
+    seen = []
+    advance = cache.advance
+
+    def watched(length, active=None):  # what each step attends over: its mask's visible slots
+        slots, positions, mask = advance(length, active)
+        seen.append(int(mask.sum()))
+        return slots, positions, mask
+
+    cache.advance = watched
+    try:
+        seconds = stream.live_frame_seconds()
+    finally:
+        del cache.advance
+    assert 0 < seconds < 10
+    # start, one untimed frame, then five timed ones, each over a window's worth of slots
+    assert seen[:2] == [1, 2] and seen[2:] == [cache.window] * 5
+    assert 0 < stream.live_budget_s == pytest.approx(0.8 * 0.08)
+    stream.push(clip)
+    stream.flush()
+    assert stream.tokens[0] == expected

@@ -14,9 +14,11 @@ from app.gui.model_picker import ModelPicker
 
 
 def loading_text(stage: str, done: int, total: int) -> str:
-    """'Downloading the model… 1.2 GB of 2.7 GB', 'Loading the model… 40%' or 'Compiling…'."""
+    """'Downloading the model… 1.2 GB of 2.7 GB', 'Loading the model… 40%', 'Compiling…' and so on."""
     if stage == "compile":
         return "Compiling the model for this CPU… (first start: a minute or two)"
+    if stage == "int4":
+        return f"8-bit weights are too slow on this CPU ({done} ms a frame of {total}): loading 4-bit weights…"
     if stage == "kernel":
         return "Preparing the 4-bit kernel… (first start: about a minute)"
     if "download" in stage.lower():

@@ -87,10 +87,11 @@ SCHEMA: dict[Key, Setting] = {s.key: s for s in (
             choices=(("auto", "Auto (GPU if available)"), ("cuda", "GPU"), ("cpu", "CPU"))),
     Setting(Key.PRECISION, "auto", "Precision", group=_RECOGNITION,
             tooltip="8-bit weights use a quarter of the memory and run about twice as fast on a CPU, "
-                    "with slightly different results. Automatic picks them on a CPU only. 4-bit weights "
-                    "are faster again where the CPU's memory is slow, but less precise; the first "
-                    "session builds their kernel (about a minute; needs g++).",
-            choices=(("auto", "Automatic (8-bit on CPU, full on GPU)"), ("full", "Full"),
+                    "with slightly different results. 4-bit weights are faster again where the CPU's memory "
+                    "is slow, but less precise; the first session builds their kernel (about a minute; "
+                    "needs g++). Automatic picks 8-bit on a CPU, or 4-bit where the first session "
+                    "measures that 8-bit cannot keep up (remembered for this computer).",
+            choices=(("auto", "Automatic (8-bit on CPU, 4-bit if too slow; full on GPU)"), ("full", "Full"),
                      ("int8", "8-bit weights (smaller, faster on CPU)"),
                      ("int4", "4-bit weights (fastest on a slow CPU, less precise)"))),
     Setting(Key.COMPILE, "auto", "Compile the model for this CPU", group=_RECOGNITION,
