@@ -88,7 +88,7 @@ class SessionControls(QWidget):
         layout.addWidget(self.progress)
 
     def show_loading(self, stage: str, done: int, total: int) -> None:
-        if total > 0:
+        if stage in ("weights", "download") and total > 0:  # the others' numbers are no progress
             # QProgressBar counts in int: scale bytes down to per mille.
             self.progress.setRange(0, 1000)
             self.progress.setValue(min(1000, 1000 * done // total))

@@ -206,6 +206,9 @@ def test_compiling_shows_a_busy_bar_that_says_so(make_window):
     assert bar.format().startswith("Compiling the model for this CPU") and (bar.minimum(), bar.maximum()) == (0, 0)
     window.controls.show_loading("kernel", 0, 0)
     assert bar.format().startswith("Preparing the 4-bit kernel") and (bar.minimum(), bar.maximum()) == (0, 0)
+    window.controls.show_loading("int4", 82, 64)  # "auto" found int8 too slow here
+    assert bar.format().startswith("8-bit weights are too slow on this CPU (82 ms a frame of 64)")
+    assert (bar.minimum(), bar.maximum()) == (0, 0)
 
 
 def test_the_4_bit_remedy_sets_the_precision_for_the_next_session(make_window, settings):
