@@ -20,7 +20,8 @@ alike. The forms:
 With --evict MB (default: the int4 1b decoder's 470 MB) each timed call first reads that much
 other memory, as a live step does between two frames, so the codec's weights come from memory
 and not from a cache they would never be found in. Also checks that every variant gives the same
-codes.
+codes, and times the forms in use compiled with torch.compile, one graph per live frame, as the
+compiled live step runs the codec (skipped without a C++ compiler or with --no-compiled).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import core.layers
 from benchmarks.random_model import random_state
 from core import native
 from core.config import MimiConfig
+from core.compiled_step import CompiledStep, compiler_found
 from core.conv import CausalConv1d
 from core.mimi import Codebook, MimiEncoder
 from core.runtime import configure_threads
@@ -118,6 +120,28 @@ def ms_per_frame(codec: MimiEncoder, frames: int, calls: int, other: torch.Tenso
     return sorted(times)[calls // 2] * 1000 / frames
 
 
+def compiled_live(codec: MimiEncoder, other: torch.Tensor, calls: int = 25) -> tuple[float, torch.Tensor] | None:
+    """A live frame through the codec compiled as the compiled step compiles it (the forms in use):
+    (median ms per frame, its codes for live_codes' audio), or None without a C++ compiler."""
+    if not compiler_found():
+        return None
+    state, fs, books = codec.new_state(1), codec.config.frame_size, codec.config.num_quantizers
+    frame = torch.zeros(1, fs)  # one fixed buffer, as FrameStepper feeds its graph: no recompiles
+    step = CompiledStep(lambda f: codec.encode_frames(f, state, books), "codec")
+    audio = torch.randn(1, fs * 40, generator=torch.Generator().manual_seed(1)) * 0.1
+    codes = []
+    for i in range(0, audio.shape[1], fs):
+        frame.copy_(audio[:, i:i + fs])
+        codes.append(step(frame).clone())
+    times = []
+    for _ in range(calls):
+        other.sum()
+        t0 = time.perf_counter()
+        step(frame)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[calls // 2] * 1000, torch.cat(codes, dim=1)
+
+
 def live_codes(codec: MimiEncoder, frames: int = 40) -> torch.Tensor:
     state, fs = codec.new_state(1), codec.config.frame_size
     audio = torch.randn(1, fs * frames, generator=torch.Generator().manual_seed(1)) * 0.1
@@ -132,6 +156,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--variants", default=None,
                         help="comma-separated variants to time beside 'used' (default: all)")
+    parser.add_argument("--no-compiled", action="store_true",
+                        help="skip timing the codec compiled (torch.compile, as the compiled live step)")
     parser.add_argument("--evict", type=float, default=470.0, help="MB read before each timed call (0: none)")
     args = parser.parse_args()
     threads = configure_threads(args.threads)
@@ -170,6 +196,11 @@ def main() -> None:
         block = " ".join(f"{v:5.1f}" for v in figures[name][32])
         same = float((codes[name] == codes["used"]).float().mean())
         print(f"{name:28} {live:32} {block:32} {same:.4f}")
+    compiled = compiled_live(codec, other) if not args.no_compiled else None
+    if compiled is not None:
+        ms, compiled_codes = compiled
+        same = float((compiled_codes == codes["used"]).float().mean())
+        print(f"{'used, compiled':28} {ms:5.1f} (as a compiled live step runs it: one graph per frame){'':4} {same:.4f}")
 
 
 if __name__ == "__main__":
