@@ -20,6 +20,7 @@ import platform
 import time
 from pathlib import Path
 
+from app.export import write_text_atomic
 from app.paths import user_data_dir
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,9 @@ class PrecisionChoices:
         choices = self._read()
         choices[key] = {"mode": mode, "int8_frame_ms": round(frame_s * 1e3, 1),
                         "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
-        partial = self.path.with_name(self.path.name + ".partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps(choices, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(partial, self.path)  # whole or not at all: a torn file would only be re-measured
+            write_text_atomic(self.path, json.dumps(choices, indent=1, sort_keys=True))
         except OSError as exc:
             log.warning("could not remember the precision chosen for this machine in %s: %s", self.path, exc)
 

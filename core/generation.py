@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 KEEP_UP_SHARE = 0.8
 
 
+def live_budget_s(config) -> float:
+    """Seconds a live frame's step may take and keep up: KEEP_UP_SHARE of the frame's duration."""
+    return KEEP_UP_SHARE * config.frame_size / config.sampling_rate
+
+
 def steps_for(total_samples: int, frame_size: int) -> int:
     """Decoder steps a padded stream of `total_samples` gets (one per whole frame)."""
     return total_samples // frame_size
@@ -91,7 +96,7 @@ class FrameStepper:
         self.eager_frame_s: float | None = None  # what compile="auto" measured
         if compile == "auto" and device.type == "cpu" and found:
             self.eager_frame_s = self.time_lone_frames()
-            budget = KEEP_UP_SHARE * cfg.frame_size / cfg.sampling_rate  # as StreamingTranscriber.live_budget_s
+            budget = live_budget_s(cfg)
             compile = self.eager_frame_s > budget
             if compile:
                 log.info("an uncompiled frame takes %.0f ms (budget %.0f ms): compiling the step for this CPU",

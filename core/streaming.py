@@ -18,7 +18,7 @@ import torch
 
 from .errors import AudioError
 from .feature_extraction import KyutaiSpeechToTextFeatureExtractor
-from .generation import KEEP_UP_SHARE, FrameStepper, steps_for
+from .generation import FrameStepper, live_budget_s, steps_for
 from .modeling import KyutaiSpeechToTextForConditionalGeneration
 from .tokenizer import TextTokenizer
 from .words import Word, WordSegmenter
@@ -123,7 +123,7 @@ class StreamingTranscriber:
     def live_budget_s(self) -> float:
         """Seconds a live frame's step may take and keep up: a share of the frame's duration, since
         the rest of a live session (capture, resampling, journal, drawing) needs the remainder."""
-        return KEEP_UP_SHARE * self.frame_samples / self.sample_rate
+        return live_budget_s(self.model.config)
 
     def live_frame_seconds(self) -> float:
         """Median seconds a lone live frame takes in this engine as it runs (compiled or not), over a

@@ -94,11 +94,12 @@ def _auto_load(folder, stages):
 
 @needs_int4
 def test_auto_precision_loads_int4_where_int8_cannot_keep_up_and_remembers(tiny_ckpt, tmp_path, monkeypatch):
+    import core.generation
     import core.streaming
     from app.live_precision import CHOICE_FILE
 
     monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(core.streaming, "KEEP_UP_SHARE", 0.0)  # a live budget no step can meet
+    monkeypatch.setattr(core.generation, "KEEP_UP_SHARE", 0.0)  # a live budget no step can meet
     stages = []
     engine = _auto_load(tiny_ckpt, stages)
     assert engine.model.quantization == "int4"
@@ -131,12 +132,12 @@ def test_auto_precision_keeps_int8_where_it_keeps_up(tiny_ckpt, tmp_path, monkey
 
 
 def test_explicit_precision_is_never_second_guessed(tiny_ckpt, tmp_path, monkeypatch):
-    import core.streaming
+    import core.generation
     from app.live_precision import CHOICE_FILE
     from app.model_loading import load_transcriber
 
     monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(core.streaming, "KEEP_UP_SHARE", 0.0)
+    monkeypatch.setattr(core.generation, "KEEP_UP_SHARE", 0.0)
     engine = load_transcriber(Options(model=str(tiny_ckpt), quantize="int8"), lambda *a: None)
     assert engine.model.quantization == "int8" and not (tmp_path / CHOICE_FILE).exists()
 
