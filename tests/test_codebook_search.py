@@ -62,10 +62,11 @@ def search(x: torch.Tensor, centroids: torch.Tensor, table: SearchTable) -> torc
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 4])
 @pytest.mark.parametrize("dim", [24, 256])  # 24: the table is padded to 32
-def test_the_kernel_finds_the_exact_nearest_centroid(rows, dim):
-    centroids = books(512, dim, seed=rows + dim)
+@pytest.mark.parametrize("size", [512, 1030])  # 1030: a lone row's four-at-a-time loop leaves a tail
+def test_the_kernel_finds_the_exact_nearest_centroid(rows, dim, size):
+    centroids = books(size, dim, seed=rows + dim + size)
     table = SearchTable.build(centroids)
-    assert table.values.shape == (512, -(-dim // 16) * 16)
+    assert table.values.shape == (size, -(-dim // 16) * 16)
     rough = 0
     for x in queries(centroids, rows, seed=rows):
         expected = exact_nearest(x, centroids)
