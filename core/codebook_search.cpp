@@ -40,6 +40,9 @@ using surtitle::horizontal_sum;
 constexpr int64_t kPrefetchAhead = 16384;
 constexpr int kMaxRows = 4;  // rows searched together: each int8 book row is widened once for all
 constexpr int64_t kMaxDim = 4096;  // int32 lanes of pair sums stay exact up to here
+// b_i from the header widened by kWiden, plus kRounding times the terms' size: a margin twenty
+// times float32's rounding of them (both bound paths below must use the same two)
+constexpr float kWiden = 1.001f, kRounding = 1e-5f;
 
 struct Row {
   const int16_t* u;  // [dp]
@@ -66,9 +69,8 @@ void bound_rows(const int8_t* table, const float* scales, const float* l1, const
     for (int r = 0; r < kRows; ++r) {
       const float product = 2.f * rows[r].step * scales[i] * static_cast<float>(horizontal_sum(acc[r]));
       const float approx = norms[i] - product;
-      // b_i from the header, and a margin 20 times float32's rounding of the terms above
-      const float bound = scales[i] * (rows[r].x_l1 + rows[r].step * l1[i]) * 1.001f +
-                          1e-5f * (std::fabs(norms[i]) + std::fabs(product));
+      const float bound = scales[i] * (rows[r].x_l1 + rows[r].step * l1[i]) * kWiden +
+                          kRounding * (std::fabs(norms[i]) + std::fabs(product));
       low[r * n + i] = approx - bound;
       high[r * n + i] = approx + bound;
     }
@@ -82,10 +84,11 @@ void bound_one_row(const int8_t* table, const float* scales, const float* l1, co
   const Row& row = rows[0];
   int64_t i = begin;
   const __m128 twice_step = _mm_set1_ps(2.f * row.step), step = _mm_set1_ps(row.step);
-  const __m128 x_l1 = _mm_set1_ps(row.x_l1), widen = _mm_set1_ps(1.001f), margin = _mm_set1_ps(1e-5f);
+  const __m128 x_l1 = _mm_set1_ps(row.x_l1), widen = _mm_set1_ps(kWiden), margin = _mm_set1_ps(kRounding);
   const __m128 sign = _mm_set1_ps(-0.f);
   for (; i + 4 <= end; i += 4) {
     const int8_t* book_rows = table + i * dp;
+    // may reach past the table's end near it: a prefetch never faults
     for (int64_t line = 0; line < 4 * dp; line += 64)
       _mm_prefetch(reinterpret_cast<const char*>(book_rows + kPrefetchAhead + line), _MM_HINT_T0);
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
