@@ -23,6 +23,7 @@ from core.errors import AudioError
 ENGINE_SAMPLE_RATE = 24_000
 
 DEFAULT_BLOCK_S = 5.0  # long enough to amortise per-call costs, short enough for a live progress bar
+READ_S = 0.25  # decoded per call: where a file is damaged, at most this much before the damage is lost
 
 
 def audio_duration_s(path: str | os.PathLike) -> float:
@@ -38,8 +39,10 @@ def iter_audio_blocks(
 ) -> Iterator[np.ndarray]:
     """Yield the file as consecutive float32 mono blocks at `sample_rate`, about `block_s` long.
 
-    Each block is checked before resampling (a NaN would be smeared over its neighbours), so the
-    error names the time in the file where the first bad sample sits.
+    A file that cannot be decoded to its end, or that holds a NaN or infinite sample, yields all
+    the audio before the fault (decoding goes `READ_S` at a time, so at most that much is lost with
+    the damaged part), then raises AudioError naming the time in the file where it stops. Samples
+    are checked before resampling, which would smear a NaN over its neighbours.
     """
     if block_s <= 0:
         raise ValueError(f"block_s must be positive, got {block_s}")
@@ -47,33 +50,50 @@ def iter_audio_blocks(
     with _open(path) as f:
         in_rate = f.samplerate
         block_frames = max(1, round(block_s * in_rate))
+        read_frames = min(block_frames, max(1, round(READ_S * in_rate)))
         # soxr keeps its filter history between chunks, so the blocks join without seams or gaps and
         # match one-shot resampling up to float rounding.
         resampler = None if in_rate == sample_rate else soxr.ResampleStream(
             in_rate, sample_rate, 1, dtype="float32", quality="HQ"
         )
-        frames_read = 0
-        while True:
+        pending: list[np.ndarray] = []  # mono pieces of the block being gathered
+        pending_frames = frames_read = 0
+        failure: AudioError | None = None
+        while failure is None:
             try:
-                block = f.read(block_frames, dtype="float32", always_2d=True)  # [n, channels]
+                piece = f.read(read_frames, dtype="float32", always_2d=True)  # [n, channels]
             except (sf.SoundFileError, RuntimeError) as exc:
                 at = _clock(frames_read / in_rate)
-                reason = _first_line(exc)
-                raise AudioError(f"Audio file {name} cannot be decoded past {at}: {reason}.") from exc
-            if len(block) == 0:
+                failure = AudioError(f"Audio file {name} cannot be decoded past {at}: {_first_line(exc)}.")
                 break
-            _check_finite(block, name, frames_read, in_rate)
-            frames_read += len(block)
-            mono = block.mean(axis=1, dtype=np.float32)  # [n]
-            out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
-            if len(out):
-                yield out
+            if len(piece) == 0:
+                break
+            bad = _first_non_finite(piece)
+            if bad is not None:
+                failure = AudioError(f"Audio file {name} has a NaN or infinite sample at "
+                                     f"{_clock((frames_read + bad) / in_rate)}, so it is corrupt and cannot be "
+                                     "transcribed past it.")
+                piece = piece[:bad]
+            frames_read += len(piece)
+            pending.append(piece.mean(axis=1, dtype=np.float32))  # [n]
+            pending_frames += len(piece)
+            if pending_frames >= block_frames:
+                out = _resampled(resampler, pending, last=False)
+                pending, pending_frames = [], 0
+                if len(out):
+                    yield out
         if frames_read == 0:  # a damaged header can promise frames that are not there
-            raise AudioError(f"Audio file {name} contains no audio (zero samples).")
-        if resampler is not None:
-            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            if len(tail):
-                yield tail
+            raise failure or AudioError(f"Audio file {name} contains no audio (zero samples).")
+        out = _resampled(resampler, pending, last=True)
+        if len(out):
+            yield out
+        if failure is not None:
+            raise failure
+
+
+def _resampled(resampler: soxr.ResampleStream | None, pieces: list[np.ndarray], last: bool) -> np.ndarray:
+    mono = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)  # [n]
+    return mono if resampler is None else resampler.resample_chunk(mono, last=last)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = ENGINE_SAMPLE_RATE) -> np.ndarray:
@@ -89,6 +109,11 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         raise AudioError(f"Audio file {name} does not exist.")
     if p.is_dir():
         raise AudioError(f"Audio file {name} is a folder, not a file.")
+    try:  # libsndfile says "System error" for any failure to open; the OS names it
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise AudioError(f"Audio file {name} cannot be opened: {exc.strerror or exc}.") from exc
     try:
         f = sf.SoundFile(p)
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
@@ -104,14 +129,10 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     return f
 
 
-def _check_finite(block: np.ndarray, name: str, offset_frames: int, rate: int) -> None:
+def _first_non_finite(block: np.ndarray) -> int | None:
+    """Index of the first frame of `block` [n, channels] holding a NaN or infinity, or None."""
     finite = np.isfinite(block).all(axis=1)  # [n]
-    if not finite.all():
-        first_bad = offset_frames + int(np.argmin(finite))
-        raise AudioError(
-            f"Audio file {name} has a NaN or infinite sample at {_clock(first_bad / rate)}, "
-            "so it is corrupt and cannot be transcribed."
-        )
+    return None if finite.all() else int(np.argmin(finite))
 
 
 def _clock(seconds: float) -> str:

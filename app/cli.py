@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -24,9 +23,12 @@ from typing import Protocol
 import numpy as np
 
 from app.audio_file import audio_duration_s, iter_audio_blocks
-from app.cli_common import ModelOptions, add_model_options, error, first_line, model_options
-from app.export import FORMATS, to_txt, write_text_atomic
-from app.file_batches import plan_groups, transcribe_together
+from app.cli_common import (ModelOptions, UsageError, add_model_options, error, first_line, format_clock_ms,
+                            model_options, stop_on_signals)
+from app.cli_output import deliver, format_from_extension, plan_outputs
+from app.export import FORMATS, Incomplete, to_txt
+from app.file_batches import FileTranscript, plan_groups, transcribe_together
+from app.wav_header import wav_promised_seconds
 from core.config import DEFAULT_MODEL  # noqa: F401  torch-free re-export: the default --model
 from core.errors import AudioError, CheckpointError, SurtitleError
 from core.words import Word
@@ -34,6 +36,7 @@ from core.words import Word
 PROGRESS_MIN_S = 30.0  # shorter files finish before a progress bar would tell anything
 BLOCK_S = 5.0  # audio handed to the engine per push: bounded memory, frequent progress updates
 _BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # seconds of audio
+PARTIAL_MIN_S = 1.0  # a file damaged this early gets an error alone, not a transcript of a moment
 BATCH = 8  # files transcribed together at most (app/file_batches.py): 8 streams step in 2.6x one's time
 _CHECKPOINT_HINT = (
     "to run without the Hub, pass --model /path/to/folder holding the checkpoint's config.json, "
@@ -66,10 +69,6 @@ def load_transcriber(options: ModelOptions) -> Transcriber:
     )
 
 
-class _UsageError(Exception):
-    """Arguments that parse but do not make sense together (exit code 2, like argparse)."""
-
-
 # ---------------------------------------------------------------------------------------------
 # Entry point
 
@@ -85,7 +84,7 @@ def main(argv: Sequence[str] | None = None, *, transcriber_factory: TranscriberF
         return run_gui(list(argv) if argv is not None else sys.argv[1:])
     try:
         return args.run(args, transcriber_factory)
-    except _UsageError as exc:
+    except UsageError as exc:
         error(str(exc))
         return 2
     except SurtitleError as exc:
@@ -176,12 +175,12 @@ def _add_transcribe(commands: argparse._SubParsersAction, common: argparse.Argum
 def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFactory | None) -> int:
     max_batch = args.batch or (1 if args.compile else BATCH)
     if args.compile and max_batch > 1:
-        raise _UsageError("--compile transcribes one file at a time: leave out --batch or --compile")
+        raise UsageError("--compile transcribes one file at a time: leave out --batch or --compile")
     fmt = args.format or format_from_extension(args.output) or "txt"
     extension, render = FORMATS[fmt]
     if args.timestamps and fmt == "txt":
         render = _txt_with_timestamps
-    targets = _plan_outputs(args.files, args.output, extension)
+    targets = plan_outputs(args.files, args.output, extension)
 
     # Check every file's header before loading the model: a typo should not cost a model load.
     failed = False
@@ -194,34 +193,54 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
             failed = True
     if not jobs:
         return 1
+    for path, _, _ in jobs:
+        _warn_if_truncated(path)
 
     factory = transcriber_factory or load_transcriber
-    transcriber = _load_model(factory, model_options(args))  # once, for all files
     runner = _FileJobs(args, jobs, render, extension)
-    for group in plan_groups([duration for _, _, duration in jobs], max_batch):
-        if len(group) == 1:
-            runner.alone(transcriber, group[0])
-        else:
-            runner.together(transcriber, group)
+    with stop_on_signals(runner.stop, armed=lambda: runner.started):  # Ctrl-C: keep what is transcribed
+        transcriber = _load_model(factory, model_options(args))  # once, for all files
+        runner.started = True
+        for group in plan_groups([duration for _, _, duration in jobs], max_batch):
+            if runner.stop.is_set():
+                break
+            if len(group) == 1:
+                runner.alone(transcriber, group[0])
+            else:
+                runner.together(transcriber, group)
+    if runner.stop.is_set():
+        return 130
     return 1 if failed or runner.failed else 0
+
+
+def _warn_if_truncated(path: Path) -> None:
+    promised = wav_promised_seconds(path)
+    held = audio_duration_s(path)
+    if promised is not None and promised > held + 0.001:
+        print(f"surtitle: warning: {str(path)!r}: its header promises {format_clock_ms(promised)} of audio but the "
+              f"file holds {format_clock_ms(held)} (it was cut short); transcribing {format_clock_ms(held)}",
+              file=sys.stderr)
 
 
 class _FileJobs:
     """Runs the files of one `surtitle transcribe`, alone or together, and delivers each transcript as
-    its file ends; a file that fails is reported and the others go on."""
+    its file ends; a file that fails is reported and the others go on. Once `stop` is set (Ctrl-C),
+    the file at hand ends where it is, its transcript so far is delivered, and no other file starts."""
 
     def __init__(self, args: argparse.Namespace, jobs: list[tuple[Path, Path | None, float]], render, extension: str):
         self.args, self.jobs, self.render, self.extension = args, jobs, render, extension
         self.failed = False
+        self.started = False  # the model is loaded: from now on Ctrl-C keeps what is transcribed
+        self.stop = threading.Event()
 
     def alone(self, transcriber: Transcriber, index: int) -> None:
         path, _, duration_s = self.jobs[index]
         try:
-            words, seconds = transcribe_file(transcriber, path, self._show_progress(duration_s))
-        except SurtitleError as exc:  # this file is lost, the others still run
+            result = transcribe_file(transcriber, path, self._show_progress(duration_s), self.stop)
+        except SurtitleError as exc:  # nothing of this file could be read; the others still run
             self.file_failed(index, exc)
             return
-        self.file_done(index, words, seconds)
+        self.file_done(index, result)
 
     def together(self, transcriber: Transcriber, group: list[int]) -> None:
         from tqdm import tqdm
@@ -232,16 +251,23 @@ class _FileJobs:
                   bar_format=_BAR_FORMAT) as bar:
             transcribe_together(
                 pool, [self.jobs[i][0] for i in group], BLOCK_S,
-                on_done=lambda k, words, seconds: self.file_done(group[k], words, seconds),
-                on_failed=lambda k, exc: self.file_failed(group[k], exc),
+                on_done=lambda k, result: self.file_done(group[k], result),
                 on_seconds=lambda s: _advance(bar, s),
+                stop=self.stop,
             )
-            bar.update(bar.total - bar.n)
+            if not self.stop.is_set():
+                bar.update(bar.total - bar.n)
 
-    def file_done(self, index: int, words: list[Word], seconds: float) -> None:
+    def file_done(self, index: int, result: FileTranscript) -> None:
         path, target, _ = self.jobs[index]
-        meta = {"model": self.args.model, "file": str(path), "duration_s": round(seconds, 3)}
-        if not deliver(self.render(words, meta), target, path, self.extension):
+        if result.interrupted:
+            self.stop.set()  # a second Ctrl-C, which no handler saw: nothing more starts
+        if result.error is not None and result.seconds < PARTIAL_MIN_S:  # nothing worth keeping
+            self.file_failed(index, result.error)
+            return
+        incomplete, problem = _incompleteness(path, result)
+        meta = {"model": self.args.model, "file": str(path), "duration_s": round(result.seconds, 3)}
+        if not deliver(self.render(result.words, meta, incomplete), target, path, self.extension, problem):
             self.failed = True
 
     def file_failed(self, index: int, exc: SurtitleError) -> None:
@@ -252,6 +278,18 @@ class _FileJobs:
         if self.args.progress is not None:
             return self.args.progress
         return duration_s > PROGRESS_MIN_S and sys.stderr.isatty()
+
+
+def _incompleteness(path: Path, result: FileTranscript) -> tuple[Incomplete | None, str | None]:
+    """(what the transcript says of where it stops, the one line that says so), or (None, None)."""
+    at = format_clock_ms(result.seconds)
+    if result.error is not None:
+        return (Incomplete(result.seconds, f"the file could not be read past {at}"),
+                str(result.error).rstrip("."))
+    if result.interrupted:
+        return (Incomplete(result.seconds, "the transcription was interrupted"),
+                f"interrupted: {str(path)!r} was transcribed up to {at}")
+    return None, None
 
 
 def open_pool(transcriber: Transcriber, slots: int):
@@ -272,31 +310,48 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _txt_with_timestamps(words: Sequence[Word], meta: Mapping[str, object]) -> str:
-    return to_txt(words, timestamps=True)
+def _txt_with_timestamps(words: Sequence[Word], meta: Mapping[str, object], incomplete: Incomplete | None = None) -> str:
+    return to_txt(words, timestamps=True, incomplete=incomplete)
 
 
-def transcribe_file(
-    transcriber: Transcriber, path: Path, show_progress: bool = False
-) -> tuple[list[Word], float]:
-    """Stream one file through the engine block by block; return its words and its length in seconds."""
+def transcribe_file(transcriber: Transcriber, path: Path, show_progress: bool = False,
+                    stop: threading.Event | None = None) -> FileTranscript:
+    """Stream one file through the engine block by block, for its words and the seconds they cover.
+
+    Raises AudioError when not one block can be read. Past that, a block that cannot be read, or
+    `stop`, ends the file where it is: the engine is flushed, so every word heard so far is kept.
+    A KeyboardInterrupt returns the words already final, without a flush (the engine may have been
+    stopped mid-step); they cover the audio up to the last word's end.
+    """
     from tqdm import tqdm  # comes with huggingface_hub; imported late like the other heavy parts
 
     transcriber.reset()  # a previous file, or one that failed half-way, must not leak into this one
     rate = transcriber.sample_rate
     words: list[Word] = []
     samples = 0
+    failure: SurtitleError | None = None
     with tqdm(
         total=audio_duration_s(path), desc=path.name, file=sys.stderr, disable=not show_progress,
         bar_format=_BAR_FORMAT,
     ) as bar:
-        for block in iter_audio_blocks(path, block_s=BLOCK_S, sample_rate=rate):
-            words.extend(transcriber.push(block))
-            samples += len(block)
-            _advance(bar, len(block) / rate)
+        try:
+            for block in iter_audio_blocks(path, block_s=BLOCK_S, sample_rate=rate):
+                words.extend(transcriber.push(block))
+                samples += len(block)
+                _advance(bar, len(block) / rate)
+                if stop is not None and stop.is_set():
+                    break
+        except AudioError as exc:
+            if samples == 0:
+                raise
+            failure = exc
+        except KeyboardInterrupt:
+            return FileTranscript(words, words[-1].end if words else 0.0, interrupted=True)
         words.extend(transcriber.flush())
-        bar.update(bar.total - bar.n)  # and may fall a little short of it: end the bar full
-    return words, samples / rate
+        interrupted = stop is not None and stop.is_set()
+        if failure is None and not interrupted:
+            bar.update(bar.total - bar.n)  # and may fall a little short of it: end the bar full
+    return FileTranscript(words, samples / rate, failure, interrupted)
 
 
 def _advance(bar, seconds: float) -> None:
@@ -341,88 +396,6 @@ def _hub_reason(exc: BaseException) -> str:
     if isinstance(exc, hub.HFValidationError):
         return "it is neither an existing folder nor a valid repository id"
     return first_line(exc)
-
-
-# ---------------------------------------------------------------------------------------------
-# Where transcripts go
-
-
-def format_from_extension(output: str | None) -> str | None:
-    if output is None or output == "-":
-        return None
-    suffix = Path(output).suffix.lower()
-    return next((name for name, f in FORMATS.items() if f.extension == suffix), None)
-
-
-def _plan_outputs(files: list[Path], output: str | None, extension: str) -> list[Path | None]:
-    """One destination per input; None means stdout."""
-    if output == "-" or (output is None and len(files) == 1):
-        if len(files) > 1:
-            raise _UsageError("-o - (stdout) takes one input file; give a folder to -o for several")
-        return [None]
-    if output is None:
-        targets = [f.with_suffix(extension) for f in files]  # next to each input
-    else:
-        out = Path(output)
-        as_folder = out.is_dir() or len(files) > 1 or output.endswith(("/", os.sep))
-        if not as_folder:
-            return [out]
-        if out.exists() and not out.is_dir():
-            raise _UsageError(f"-o {output!r} is a file; with several inputs -o must name a folder")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass  # each write will then fail and fall back, which keeps and reports the transcripts
-        targets = [out / (f.stem + extension) for f in files]
-    inputs = {f.resolve() for f in files}
-    seen: dict[Path, Path] = {}
-    for source, target in zip(files, targets):
-        key = target.resolve()
-        if key in inputs:
-            raise _UsageError(f"the transcript of {str(source)!r} would overwrite the input {str(target)!r}")
-        if key in seen:
-            both = f"{str(seen[key])!r} and {str(source)!r}"
-            raise _UsageError(f"{both} would both be written to {str(target)!r}; rename one of them")
-        seen[key] = source
-    return targets
-
-
-def deliver(text: str, target: Path | None, source: Path, extension: str) -> bool:
-    """Write the transcript; if that fails, print it and save a copy elsewhere so it is not lost."""
-    if target is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return True
-    try:
-        write_text_atomic(target, text)
-    except OSError as exc:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        saved = _save_fallback(text, source, extension)
-        kept = f"saved a copy to {str(saved)!r}" if saved else "could not save a copy either"
-        error(
-            f"cannot write {str(target)!r} ({exc.strerror or exc}); "
-            f"the transcript was printed to stdout and {kept}"
-        )
-        return False
-    print(f"surtitle: wrote {target}", file=sys.stderr)
-    return True
-
-
-def _save_fallback(text: str, source: Path, extension: str) -> Path | None:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
-        candidate = folder / f"surtitle-{source.stem}-{stamp}{extension}"
-        n = 1
-        while candidate.exists():  # never overwrite an earlier rescue
-            n += 1
-            candidate = folder / f"surtitle-{source.stem}-{stamp}-{n}{extension}"
-        try:
-            write_text_atomic(candidate, text)
-            return candidate
-        except OSError:
-            continue
-    return None
 
 
 if __name__ == "__main__":

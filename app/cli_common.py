@@ -1,14 +1,22 @@
-"""What every `surtitle` command shares: engine options, one-line errors, clock times."""
+"""What every `surtitle` command shares: engine options, one-line errors, Ctrl-C, clock times."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from core.config import DEFAULT_MODEL  # torch-free: `--help` stays fast
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not make sense together (exit code 2, like argparse)."""
 
 
 @dataclass(frozen=True)
@@ -84,3 +92,35 @@ def format_clock(seconds: float) -> str:
     whole = max(0, round(seconds))
     hours, rest = divmod(whole, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, armed: Callable[[], bool] = lambda: True) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set `stop`, so the work ends cleanly and keeps what it has done; a second
+    Ctrl-C interrupts at once (KeyboardInterrupt). Until `armed()` (while a model loads, say, with
+    nothing to keep yet) Ctrl-C interrupts at once too."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def handler(signum, frame):
+        if not armed():
+            raise KeyboardInterrupt
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C does not wait
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def format_clock_ms(seconds: float) -> str:
+    """2:03.250 or 1:02:03.250: a place in an audio file, to the millisecond."""
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    clock = f"{minutes}:{ms / 1000:06.3f}"
+    return f"{hours}:{minutes:02d}:{ms / 1000:06.3f}" if hours else clock

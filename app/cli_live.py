@@ -8,14 +8,12 @@ the session ended). Sessions a crash left open are recovered, and said so, befor
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
 
 from app.audio.capture import list_input_devices
-from app.cli_common import ModelOptions, add_model_options, error, format_clock, model_options
+from app.cli_common import ModelOptions, add_model_options, error, format_clock, model_options, stop_on_signals
 from app.journal import Journal
 from app.model_loading import could_run_faster
 from app.pipeline import LivePipeline, default_capture
@@ -64,7 +62,7 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
     pipeline = LivePipeline(options, listener, capture_factory=make_capture, journal=journal,
                             **_engine_factory(transcriber_factory))
     listener.engine = lambda: pipeline.transcriber
-    with _stop_on_signals(stop, pipeline):
+    with stop_on_signals(stop, armed=lambda: pipeline.transcriber is not None):
         session_id = pipeline.run(stop)
     listener.cancel_timer()
     captions.finish()
@@ -158,27 +156,6 @@ class _TerminalListener(PipelineListener):
     def cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event, pipeline: LivePipeline):
-    """Ctrl-C and SIGTERM stop the recording cleanly; while the model loads, Ctrl-C interrupts as usual."""
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-
-    def handler(signum, frame):
-        if pipeline.transcriber is None:
-            raise KeyboardInterrupt
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C does not wait for the flush
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _list_inputs() -> int:

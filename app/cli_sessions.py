@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from app.cli_common import format_clock
+from app.cli_output import deliver, format_from_extension, output_target
 from app.export import FORMATS, to_txt
-from app.journal import Journal, SessionInfo
+from app.journal import Access, Journal, SessionInfo
 
 
 def add_sessions(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def add_export(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_sessions(args: argparse.Namespace, transcriber_factory) -> int:
-    journal = Journal()
+    journal = Journal(access=Access.READ)  # listing needs no write access, nor takes a write lock
     try:
         sessions = journal.sessions()
         unfinished = {s.id for s in journal.unfinished()}
@@ -46,16 +47,15 @@ def run_sessions(args: argparse.Namespace, transcriber_factory) -> int:
     print(f"{'ID':>5}  {'STARTED':16}  {'LENGTH':>8}  {'WORDS':>6}  TITLE")
     for s in sessions:
         print(f"{s.id:>5}  {_local(s.started_at):16}  {format_clock(s.duration_s):>8}  {s.word_count:>6}  "
-              f"{s.title}{_state(s, unfinished)}")
+              f"{printable(s.title)}{_state(s, unfinished)}")
     return 0
 
 
 def run_export(args: argparse.Namespace, transcriber_factory) -> int:
-    from app import cli  # the same writing and rescue rules as `surtitle transcribe`
-
-    fmt = args.format or cli.format_from_extension(args.output) or "txt"
+    fmt = args.format or format_from_extension(args.output) or "txt"
     extension, render = FORMATS[fmt]
-    journal = Journal()
+    target = output_target(args.output)  # a path that must not be written is refused before reading
+    journal = Journal(access=Access.READ)
     try:
         info = journal.session(args.session)
         words = journal.words(info.id)
@@ -65,8 +65,15 @@ def run_export(args: argparse.Namespace, transcriber_factory) -> int:
         text = to_txt(words, timestamps=True)
     else:
         text = render(words, session_meta(info))
-    target = None if args.output in (None, "-") else Path(args.output)
-    return 0 if cli.deliver(text, target, Path(f"session-{info.id}"), extension) else 1
+    return 0 if deliver(text, target, Path(f"session-{info.id}"), extension) else 1
+
+
+def printable(text: str) -> str:
+    """Text as one terminal line: line breaks and tabs become spaces, and other control characters
+    (an escape sequence in a title could clear the screen or retitle the terminal) are shown as
+    escapes instead of being obeyed."""
+    return "".join(c if c.isprintable() else " " if c in "\n\r\t\v\f" else c.encode("unicode_escape").decode()
+                   for c in text)
 
 
 def session_meta(info: SessionInfo) -> dict[str, object]:

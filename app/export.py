@@ -8,16 +8,12 @@ cues that never overlap.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from core.words import Word
 
@@ -30,6 +26,18 @@ _CLOSERS = "\"'”’»)]"
 # A line break that does not follow punctuation costs as much as making the two lines differ by
 # this many characters: lines may be somewhat unbalanced to break at a natural pause.
 _PUNCTUATION_SLACK_CHARS = 12
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """A transcript that stops before its audio ends; every format says so in its own text."""
+
+    stops_at_s: float  # seconds of audio the transcript covers
+    reason: str  # why it stops, a clause that follows "because": "the file cannot be decoded past 0:05"
+
+    @property
+    def notice(self) -> str:
+        return f"[Incomplete transcript: it stops at {_hms(self.stops_at_s)} because {self.reason}.]"
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class Cue:
 # Plain text and JSON
 
 
-def to_txt(words: Sequence[Word], timestamps: bool = False, paragraph_gap_s: float = PARAGRAPH_GAP_S) -> str:
+def to_txt(words: Sequence[Word], timestamps: bool = False, paragraph_gap_s: float = PARAGRAPH_GAP_S,
+           incomplete: Incomplete | None = None) -> str:
     """Running text, one paragraph per stretch of speech; `[hh:mm:ss] ` opens each if asked."""
     paragraphs = []
     for group in _split_at_pauses(_clean(words), paragraph_gap_s):
@@ -57,18 +66,24 @@ def to_txt(words: Sequence[Word], timestamps: bool = False, paragraph_gap_s: flo
         if timestamps:
             text = f"[{_hms(group[0].start)}] {text}"
         paragraphs.append(text)
+    if incomplete is not None:
+        paragraphs.append(incomplete.notice)
     return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
 
 
-def to_json(words: Sequence[Word], meta: Mapping[str, object]) -> str:
-    """`{"meta": ..., "text": ..., "words": [{"text", "start", "end"}, ...]}`, times in seconds."""
+def to_json(words: Sequence[Word], meta: Mapping[str, object], incomplete: Incomplete | None = None) -> str:
+    """`{"meta": ..., "text": ..., "words": [{"text", "start", "end"}, ...]}`, times in seconds; an
+    incomplete transcript adds `"incomplete": {"stops_at_s", "reason"}`."""
     words = _clean(words)
-    document = {
+    document: dict[str, object] = {
         "meta": dict(meta),
         "text": " ".join(w.text for w in words),
         "words": [w.to_dict() for w in words],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    if incomplete is not None:
+        document["incomplete"] = {"stops_at_s": round(incomplete.stops_at_s, 3), "reason": incomplete.reason}
+    # allow_nan=False: "Infinity" is not JSON; _clean has made every time finite, this keeps it so
+    return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +132,7 @@ def build_cues(
 
 def format_srt(cues: Sequence[Cue]) -> str:
     blocks = [
-        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text}\n"
+        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_srt_escape(c.text)}\n"
         for i, c in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)
@@ -130,12 +145,20 @@ def format_vtt(cues: Sequence[Cue]) -> str:
     return "\n".join(["WEBVTT\n", *blocks])
 
 
-def to_srt(words: Sequence[Word]) -> str:
-    return format_srt(build_cues(words))
+def to_srt(words: Sequence[Word], incomplete: Incomplete | None = None) -> str:
+    return format_srt(_with_notice(build_cues(words), incomplete))
 
 
-def to_vtt(words: Sequence[Word]) -> str:
-    return format_vtt(build_cues(words))
+def to_vtt(words: Sequence[Word], incomplete: Incomplete | None = None) -> str:
+    return format_vtt(_with_notice(build_cues(words), incomplete))
+
+
+def _with_notice(cues: list[Cue], incomplete: Incomplete | None, shown_s: float = 4.0) -> list[Cue]:
+    """An incomplete transcript's subtitles end with a cue that says so, where the words stop."""
+    if incomplete is None:
+        return cues
+    start = max([incomplete.stops_at_s, *(c.end for c in cues[-1:])])
+    return [*cues, Cue(start, start + shown_s, (incomplete.notice,))]
 
 
 @dataclass(frozen=True)
@@ -241,17 +264,34 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _srt_escape(text: str) -> str:
+    # SubRip has no escapes, yet players render <b>, <i>, <u> and <font> in it as markup, and few
+    # decode "&lt;". Angle quotation marks look like the brackets and cannot open a tag.
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
 
 
 def _clean(words: Sequence[Word]) -> list[Word]:
-    """Drop empty words and fold inner whitespace, so no format can get a blank or broken line."""
-    cleaned = []
+    """Drop empty words, fold inner whitespace and make times finite, so no format can get a blank
+    or broken line, an unreadable time or invalid JSON.
+
+    A time that is not a finite number (a damaged journal) becomes the previous word's end: the
+    word keeps its place in the text instead of taking every cue and timestamp down with it.
+    """
+    cleaned: list[Word] = []
     for w in words:
         text = " ".join(w.text.split())
-        if text:
-            cleaned.append(w if text == w.text else Word(text, w.start, w.end))
+        if not text:
+            continue
+        before = cleaned[-1].end if cleaned else 0.0
+        start = w.start if math.isfinite(w.start) else before
+        end = w.end if math.isfinite(w.end) else start
+        if (text, start, end) != (w.text, w.start, w.end):
+            w = Word(text, start, end)
+        cleaned.append(w)
     return cleaned
 
 
@@ -271,38 +311,24 @@ def _hms(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files
+# Formats by name
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text so that `path` holds either its old content or all of the new, never a part.
+class Render(Protocol):
+    """(words, meta, incomplete) -> the file's text; meta describes the source (JSON keeps it)."""
 
-    The temporary file sits in the same folder, since os.replace is only atomic within one file
-    system. It is created with mode 0o666 so the umask applies, as for a plain open().
-    """
-    target = Path(path)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    def __call__(self, words: Sequence[Word], meta: Mapping[str, object],
+                 incomplete: Incomplete | None = None) -> str: ...
 
 
 class ExportFormat(NamedTuple):
     extension: str  # with the dot, as Path.suffix spells it
-    render: Callable[[Sequence[Word], Mapping[str, object]], str]  # (words, meta) -> file text
+    render: Render
 
 
 FORMATS: dict[str, ExportFormat] = {
-    "txt": ExportFormat(".txt", lambda words, meta: to_txt(words)),
-    "srt": ExportFormat(".srt", lambda words, meta: to_srt(words)),
-    "vtt": ExportFormat(".vtt", lambda words, meta: to_vtt(words)),
+    "txt": ExportFormat(".txt", lambda words, meta, incomplete=None: to_txt(words, incomplete=incomplete)),
+    "srt": ExportFormat(".srt", lambda words, meta, incomplete=None: to_srt(words, incomplete)),
+    "vtt": ExportFormat(".vtt", lambda words, meta, incomplete=None: to_vtt(words, incomplete)),
     "json": ExportFormat(".json", to_json),
 }

@@ -15,6 +15,7 @@ differently from a lone stream. No Qt, no torch at import.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,20 @@ def plan_groups(durations: Sequence[float], max_batch: int) -> list[list[int]]:
     return groups
 
 
+@dataclass(frozen=True)
+class FileTranscript:
+    """What came of one file: its words, the seconds of audio they cover, and why it stopped early."""
+
+    words: list[Word]
+    seconds: float  # audio transcribed; the whole file unless it stopped early
+    error: SurtitleError | None = None  # the file could not be read past `seconds`
+    interrupted: bool = False  # Ctrl-C stopped it at `seconds`
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and not self.interrupted
+
+
 @dataclass
 class _File:
     index: int  # position in the caller's list
@@ -54,51 +69,77 @@ class _File:
     words: list[Word] = field(default_factory=list)
     samples: int = 0
     flushed: bool = False
+    error: SurtitleError | None = None
+    interrupted: bool = False
+
+    def result(self, rate: int) -> FileTranscript:
+        return FileTranscript(self.words, self.samples / rate, self.error, self.interrupted)
 
 
 def transcribe_together(
     pool: Any,
     paths: Sequence[Path],
     block_s: float,
-    on_done: Callable[[int, list[Word], float], None],
-    on_failed: Callable[[int, SurtitleError], None],
+    on_done: Callable[[int, FileTranscript], None],
     on_seconds: Callable[[float], None] = lambda seconds: None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Transcribe `paths` in the slots of `pool` (a core.StreamPool with a free slot for each).
 
-    `on_done(i, words, seconds)` is called as file i ends, `on_failed(i, error)` if it cannot be
-    read to its end (its slot is closed, the others go on); `on_seconds` gets the audio seconds
-    each step got through, for a progress bar.
+    `on_done(i, transcript)` is called as file i ends. A file that cannot be read to its end is
+    flushed where it stops (its error in the transcript); once `stop` is set, every file is flushed
+    where it is (interrupted). A KeyboardInterrupt hands each file on with the words it has, unflushed.
+    `on_seconds` gets the audio seconds each step got through, for a progress bar.
     """
     rate = pool.sample_rate
     frame_s = pool.frame_samples / rate
     files: dict[int, _File] = {}
     for i, path in enumerate(paths):
         files[pool.open()] = _File(i, iter_audio_blocks(path, block_s=block_s, sample_rate=rate))
-    while files:
-        for slot, file in list(files.items()):
-            if file.flushed or pool.buffered_seconds(slot) >= REFILL_S:
-                continue
-            try:
-                block = next(file.blocks, None)
-            except SurtitleError as exc:  # unreadable or bad samples part-way: this file is lost
-                pool.close(slot)
-                del files[slot]
-                on_failed(file.index, exc)
-                continue
-            if block is None:
-                pool.flush(slot)
-                file.flushed = True
-            else:
-                pool.push(slot, block)
-                file.samples += len(block)
-        if not files:
-            break
-        updates = pool.step()
-        on_seconds(frame_s * len(updates))  # one update per slot stepped (or finished)
-        for update in updates:
-            file = files[update.slot]
-            file.words.extend(update.words)
-            if update.finished:
-                del files[update.slot]
-                on_done(file.index, file.words, file.samples / rate)
+    try:
+        while files:
+            for slot, file in list(files.items()):
+                if not file.flushed and stop is not None and stop.is_set():
+                    file.interrupted = True
+                    _end(pool, slot, file)
+                if not file.flushed and pool.buffered_seconds(slot) < REFILL_S:
+                    _refill(pool, slot, file)
+                if file.flushed and file.samples == 0:  # nothing read: nothing to step
+                    pool.close(slot)
+                    del files[slot]
+                    on_done(file.index, file.result(rate))
+            if not files:
+                break
+            updates = pool.step()
+            on_seconds(frame_s * len(updates))  # one update per slot stepped (or finished)
+            for update in updates:
+                file = files[update.slot]
+                file.words.extend(update.words)
+                if update.finished:
+                    del files[update.slot]
+                    on_done(file.index, file.result(rate))
+    except KeyboardInterrupt:  # stop now: the words so far, without the flush a step would need
+        for slot, file in files.items():
+            pool.close(slot)
+            file.interrupted = True
+            on_done(file.index, file.result(rate))
+
+
+def _refill(pool: Any, slot: int, file: _File) -> None:
+    """The file's next block into its slot; at its end, or where it cannot be read, the stream ends."""
+    try:
+        block = next(file.blocks, None)
+    except SurtitleError as exc:  # unreadable or bad samples part-way: keep what came before
+        file.error = exc
+        block = None
+    if block is None:
+        _end(pool, slot, file)
+    else:
+        pool.push(slot, block)
+        file.samples += len(block)
+
+
+def _end(pool: Any, slot: int, file: _File) -> None:
+    if file.samples:
+        pool.flush(slot)  # its last words come with the update that finishes the slot
+    file.flushed = True

@@ -3,9 +3,9 @@
 The journal is the transcript (design note 3): the live view, history, search and every export
 read from it. Durability is the point, so:
 
-- WAL mode with synchronous=NORMAL: a commit is in the WAL file when it returns, so a crashed or
-  killed process loses nothing committed (a power cut may lose the last commits, which is the
-  price of not calling fsync every half second).
+- WAL mode with synchronous=FULL: every commit is synced to the disk before it returns, so a
+  crash, a kill or a power cut loses nothing committed (with NORMAL a power cut could lose the
+  last commits). At two commits a second the syncs cost nothing a session notices.
 - Words are batched: `add_words` keeps them in memory and commits when the last commit is at
   least `commit_interval_s` (0.5 s) old; the pipeline calls `commit_if_due()` on every pass of its
   loop (at least every 0.1 s), so a word is on disk within about half a second of being final.
@@ -15,11 +15,18 @@ read from it. Durability is the point, so:
 One connection, guarded by a lock, serves the pipeline thread (writes) and the GUI thread (reads);
 every statement is short, so neither waits noticeably. Sessions that were never ended and whose
 process is gone are crashes: `unfinished()` lists them and `recover()` closes them.
+
+Reading needs no write access (`Access.READ`): `surtitle sessions`, `export` and a History whose
+journal cannot be written (a read-only file or disk, a full disk, a lock held by another program)
+open it read-only, write nothing, not even the schema, and see every committed word. Times are
+checked at the door: a word or gap whose time is not a finite number is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
+import math
 import os
 import sqlite3
 import threading
@@ -27,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from app.journal_schema import SCHEMA, SCHEMA_VERSION, Passage, explain, fts_phrases, write_passages
 from app.paths import journal_path
@@ -35,6 +43,12 @@ from core.errors import SurtitleError
 from core.words import Word
 
 COMMIT_INTERVAL_S = 0.5
+LOCK_WAIT_S = 5.0  # how long a statement waits for another program's lock before saying so
+
+
+class Access(enum.Enum):
+    WRITE = "write"  # record sessions and manage them; creates and upgrades the file as needed
+    READ = "read"  # list, search and export only: nothing is written, not even the schema
 
 
 class JournalError(SurtitleError):
@@ -81,37 +95,82 @@ class _Live:
 
 
 class Journal:
-    def __init__(self, path: str | os.PathLike | None = None, *, commit_interval_s: float = COMMIT_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, path: str | os.PathLike | None = None, *, access: Access = Access.WRITE,
+                 commit_interval_s: float = COMMIT_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
         self.path = Path(path) if path is not None else journal_path()
+        self.access = access
         self.commit_interval_s = commit_interval_s
         self._clock = clock
         self._lock = threading.RLock()
         self._live: dict[int, _Live] = {}
         self._last_commit = float("-inf")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we open and close transactions ourselves, nothing implicit
-            self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            self._setup()
+            self._conn = self._connect_for_writing() if access is Access.WRITE else self._connect_for_reading()
         except (sqlite3.Error, OSError) as exc:
-            reason = explain(exc) if isinstance(exc, sqlite3.Error) else (exc.strerror or str(exc))
+            reason = explain(exc, self.path) if isinstance(exc, sqlite3.Error) else (exc.strerror or str(exc))
             raise JournalError(f"cannot open the session journal {str(self.path)!r}: {reason}") from exc
 
-    def _setup(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+    @property
+    def writable(self) -> bool:
+        return self.access is Access.WRITE
+
+    def _connect_for_writing(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open and close transactions ourselves, nothing implicit
+        conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None, check_same_thread=False)
+        try:
+            version = self._checked_version(conn)
+            self.wal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if version < SCHEMA_VERSION:  # a new file (or, one day, an older schema): the only writes at open
+                conn.executescript(SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_for_reading(self) -> sqlite3.Connection:
+        """A connection that writes nothing. No file yet reads as an empty journal; a file that cannot
+        share its WAL index (a read-only folder or disk) is read as it is on disk, which holds every
+        commit once its writer has closed."""
+        self.wal = False
+        if not self.path.exists():
+            return self._empty_journal()
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCK_WAIT_S, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            version = self._checked_version(conn)
+        except sqlite3.OperationalError:
+            conn.close()
+            if _has_pending_wal(self.path):
+                raise
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            version = self._checked_version(conn)
+        if version < SCHEMA_VERSION:  # created, never written: nothing to read in it
+            conn.close()
+            return self._empty_journal()
+        return conn
+
+    @staticmethod
+    def _empty_journal() -> sqlite3.Connection:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(SCHEMA)
+        return conn
+
+    def _checked_version(self, conn: sqlite3.Connection) -> int:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise JournalError(f"the session journal {str(self.path)!r} was written by a newer Surtitle; update it")
-        self.wal = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
-        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return version
 
     def close(self) -> None:
         with self._lock:
-            with contextlib.suppress(JournalError):
-                self.commit()
+            if self.writable:
+                with contextlib.suppress(JournalError):
+                    self.commit()
             self._conn.close()
 
     # -- recording --------------------------------------------------------------------------------
@@ -130,12 +189,18 @@ class Journal:
         return sid
 
     def add_words(self, session_id: int, words: Iterable[Word]) -> None:
-        """Queue final words; they are committed within `commit_interval_s` (raises JournalError if that fails)."""
+        """Queue final words; they are committed within `commit_interval_s` (raises JournalError if that fails).
+
+        A word whose time is not a finite number raises ValueError, and none of the words is kept."""
+        words = list(words)
+        for word in words:
+            _check_times(f"word {word.text!r}", word.start, word.end)
         with self._lock:
             self._live_session(session_id).words.extend(words)
             self.commit_if_due()
 
     def add_gap(self, session_id: int, start: float, end: float, reason: str) -> None:
+        _check_times(f"gap {reason!r}", start, end)
         with self._lock:
             self._live_session(session_id).gaps.append(Gap(start, end, reason))
             self.commit_if_due()
@@ -156,7 +221,8 @@ class Journal:
                 return False
             opened: dict[int, Passage | None] = {}
             n_words = sum(len(live.words) for live in pending.values())
-            with self._write(f"save {n_words} words (they are kept in memory and saved when this works again)"):
+            with self._write(f"save {n_words} word{'s' if n_words != 1 else ''} (kept in memory and saved when "
+                             "this works again)"):
                 for sid, live in pending.items():
                     self._insert(sid, live)
                     opened[sid] = write_passages(self._conn, sid, live.passage, live.words)
@@ -285,6 +351,8 @@ class Journal:
     @contextlib.contextmanager
     def _write(self, what: str):
         """One transaction; an SQLite failure rolls it back and becomes a JournalError naming `what`."""
+        if not self.writable:
+            raise JournalError(f"cannot {what}: the session journal {str(self.path)!r} is open for reading only")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             yield
@@ -316,9 +384,29 @@ class Journal:
     @staticmethod
     def _info(row: tuple) -> SessionInfo:
         sid, title, model, device, started, ended, audio, notes, count, duration = row
+        # a damaged row must not take the listing of every session down with it
+        started = started if _finite(started) else 0.0
+        ended = ended if ended is None or _finite(ended) else started
+        duration = duration if _finite(duration) else 0.0
         return SessionInfo(sid, title, model, device, started, ended, None if audio is None else Path(audio),
                            notes, count, duration)
 
 
 _SESSION_FIELDS = "id, title, model, device, started_at, ended_at, audio_path, notes, word_count, duration_s"
 _SESSION_COLUMNS = f"SELECT {_SESSION_FIELDS} FROM sessions"
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _check_times(what: str, start: float, end: float) -> None:
+    if not (_finite(start) and _finite(end)):
+        raise ValueError(f"{what} has a time that is not a finite number ({start!r} to {end!r}); "
+                         "the journal keeps only real times")
+
+
+def _has_pending_wal(path: Path) -> bool:
+    """Whether commits may sit in the WAL file beside `path`, where an immutable read would miss them."""
+    wal = path.with_name(path.name + "-wal")
+    return wal.exists() and wal.stat().st_size > 0

@@ -5,8 +5,10 @@ Kept apart from `app.journal` so the Journal class reads as its API and its comm
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from app.export import PARAGRAPH_GAP_S
 from core.words import Word
@@ -112,9 +114,12 @@ def fts_phrases(query: str) -> str:
     return " ".join('"' + token.replace('"', '""') + '"' for token in query.split())
 
 
-def explain(exc: sqlite3.Error) -> str:
-    """An SQLite error as the reason a person can act on."""
+def explain(exc: sqlite3.Error, path: Path | None = None) -> str:
+    """An SQLite error as the reason a person can act on; `path`, the journal, lets it tell a
+    read-only disk from a missing folder."""
     text = str(exc).lower()
+    if path is not None and _on_read_only_disk(path):
+        return "the disk it is on is read-only"
     if "full" in text:
         return "the disk is full; free some space"
     if "readonly" in text or "read-only" in text:
@@ -127,3 +132,11 @@ def explain(exc: sqlite3.Error) -> str:
         return "the file cannot be opened; check that its folder exists and is writable"
     first = str(exc).strip().splitlines()
     return first[0] if first else type(exc).__name__
+
+
+def _on_read_only_disk(path: Path) -> bool:
+    folder = path if path.is_dir() else path.parent
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

@@ -20,7 +20,7 @@ import platform
 import time
 from pathlib import Path
 
-from app.export import write_text_atomic
+from app.output_file import write_text_atomic
 from app.paths import user_data_dir
 
 log = logging.getLogger(__name__)

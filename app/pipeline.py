@@ -6,8 +6,8 @@ listener calls into signals; `surtitle live` runs it in the terminal. Nothing he
     pipeline = LivePipeline(PipelineOptions(model="kyutai/stt-1b-en_fr-trfs"), listener)
     pipeline.run(stop_event)        # blocks; returns the session id once stop_event is set
 
-`run` loads the model if `load` was not called, opens the input device at its own rate, starts a
-journal session, then loops: read the ring (waking at least every 0.1 s to look at stop, pause and
+`run` opens the input device at its own rate (first: a missing microphone is said at once, not after
+the model has loaded), loads the model if `load` was not called, starts a journal session, then loops: read the ring (waking at least every 0.1 s to look at stop, pause and
 the device), hand the samples to the SessionRecorder (resample, save, transcribe, journal), commit
 the journal when due, report status about twice a second. On stop it transcribes what the ring
 still holds, flushes the engine so the last words are kept, and ends the session. How samples
@@ -22,11 +22,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.audio.capture import AudioCapture
 from app.audio.level import SILENT, Level
-from app.export import to_json, write_text_atomic
+from app.export import to_json
+from app.output_file import write_text_atomic
 from app.journal import Journal, JournalError
 from app.model_loading import LoadReport, Transcriber, load_transcriber
 from app.paths import AUDIO_FOLDER
@@ -47,6 +49,7 @@ READ_MAX_S = 1.0
 READ_MIN_S = 0.02  # wake for this much at least: a few callbacks' worth, well under an engine frame
 READ_TIMEOUT_S = 0.1  # the loop looks at stop, pause and the device at least this often
 RING_MARGIN_S = 20.0  # ring room beyond max_lag_s, so one slow engine call loses no samples
+JOURNAL_REMINDER_S = 60.0  # while the journal cannot be written, say so again this often (not every commit)
 
 CaptureFactory = Callable[[PipelineOptions], AudioCapture]
 TranscriberFactory = Callable[[PipelineOptions, LoadReport], Transcriber]
@@ -60,7 +63,7 @@ class LivePipeline:
     def __init__(self, options: PipelineOptions, listener: PipelineListener | None = None, *,
                  capture_factory: CaptureFactory = default_capture,
                  transcriber_factory: TranscriberFactory = load_transcriber,
-                 journal: Journal | None = None):
+                 journal: Journal | None = None, clock: Callable[[], float] = time.monotonic):
         self.options = options
         self.listener = listener or SilentListener()
         self.journal = journal  # None: the user's journal, opened by run()
@@ -71,18 +74,33 @@ class LivePipeline:
         self._transcriber_factory = transcriber_factory
         self._capture: AudioCapture | None = None
         self._recorder: SessionRecorder | None = None
+        self._clock = clock
+        self._journal_outage: _Outage | None = None
 
     # -- public -----------------------------------------------------------------------------------
 
+    def open_input(self) -> None:
+        """Find and open the input device (not started yet); raises CaptureError. Cheap, so drivers call
+        it before `load`: no one should wait for a model to load to hear there is no microphone."""
+        if self._capture is None:
+            capture = self._capture_factory(self.options)
+            capture.open()
+            self._capture = capture
+
     def load(self) -> None:
-        """Load the model once, reporting through on_loading; raises CheckpointError or ConfigError."""
+        """Load the model once, reporting through on_loading; raises CheckpointError or ConfigError,
+        and then lets go of the input device `open_input` took: the session will not begin."""
         if self.transcriber is not None:
             return
         report = lambda stage, done, total: self._notify("on_loading", stage, done, total)  # noqa: E731
         try:
             self.transcriber = self._transcriber_factory(self.options, report)
-        except OSError as exc:
-            raise CheckpointError(f"cannot load model {self.options.model!r}: {_first_line(exc)}") from exc
+        except BaseException as exc:
+            if self._capture is not None:
+                self._capture.close()
+            if isinstance(exc, OSError):
+                raise CheckpointError(f"cannot load model {self.options.model!r}: {_first_line(exc)}") from exc
+            raise
 
     def level(self) -> Level:
         """The input level now (any thread: a GUI meter polls this)."""
@@ -90,16 +108,17 @@ class LivePipeline:
         return capture.level() if capture is not None else SILENT
 
     def run(self, stop: threading.Event, pause: threading.Event | None = None) -> int | None:
-        """Record until `stop` is set; returns the session id (None if no session was started).
+        """Record until `stop` is set; returns the session id (None if no session was started). Once.
 
         Never raises: every failure reaches on_error as one line, and on_finished always comes
         last. While `pause` is set, audio is neither kept nor transcribed.
         """
-        self.session_id, self._capture, self._recorder = None, None, None
-        self._paused, self._device_lost, self._journal_failing = False, False, False
+        self.session_id, self._recorder, self._journal_outage = None, None, None
+        self._paused, self._device_lost = False, False
         self._rtf, self._next_status = 0.0, 0.0
         healthy = True  # no unexpected failure: the engine may serve another session
         try:
+            self.open_input()
             self.load()
             if not stop.is_set():
                 self._start()
@@ -117,7 +136,10 @@ class LivePipeline:
         return self.session_id
 
     def release(self) -> None:
-        """Done without a session (stopped while loading): the engine goes back to a factory that keeps it."""
+        """Done without a session (stopped while loading): the input is closed and the engine goes
+        back to a factory that keeps it."""
+        if self._capture is not None:
+            self._capture.close()
         self._give_back_engine(healthy=True)
 
     def _give_back_engine(self, healthy: bool) -> None:
@@ -132,8 +154,7 @@ class LivePipeline:
     def _start(self) -> None:
         if self.journal is None:
             self.journal = Journal()
-        capture = self._capture = self._capture_factory(self.options)
-        capture.open()
+        capture = self._capture
         capture.start()
         audio = None
         if self.options.save_audio:
@@ -243,15 +264,25 @@ class LivePipeline:
     # -- reporting --------------------------------------------------------------------------------
 
     def _journal_call(self, method: Callable, *args) -> None:
-        """A journal write. On failure the journal keeps the words and retries: say so once per outage."""
+        """A journal write. On failure the journal keeps the words and retries at each commit: say so
+        when the outage begins, then once a `JOURNAL_REMINDER_S` with the count, until all is saved."""
         try:
             method(*args)
         except JournalError as exc:
-            if not self._journal_failing:
-                self._journal_failing = True
+            now, outage = self._clock(), self._journal_outage
+            if outage is None:
+                self._journal_outage = _Outage(since=now, said_at=now)
                 self._notify("on_error", str(exc))
+                return
+            outage.failures += 1
+            if now - outage.said_at >= JOURNAL_REMINDER_S:
+                outage.said_at = now
+                waiting = len(self.journal.unsaved_words(self.session_id))
+                self._notify("on_error", f"{exc} (still failing: {outage.failures} tries in "
+                                         f"{format_duration(now - outage.since)}; {waiting} words wait in memory)")
             return
-        self._journal_failing = False
+        if self._journal_outage is not None and not self.journal.unsaved_words(self.session_id):
+            self._journal_outage = None  # everything is on disk again
 
     def _status(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -275,6 +306,20 @@ class LivePipeline:
             getattr(self.listener, name)(*args)
         except Exception:  # a listener bug must not stop the recording
             log.exception("pipeline listener %s failed", name)
+
+
+@dataclass
+class _Outage:
+    """The journal has been refusing writes since `since`; the user was last told at `said_at`."""
+
+    since: float
+    said_at: float
+    failures: int = 1
+
+
+def format_duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes else f"{round(seconds)} s"
 
 
 def _rescue(words: list[Word], session_id: int, model: str) -> Path | None:

@@ -22,6 +22,7 @@ import os
 import struct
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,13 @@ def new_audio_path(folder: str | os.PathLike) -> Path:
 
 
 class SessionAudio:
-    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *,
+                 clock: Callable[[], float] = time.monotonic):
         self.path = Path(path)
         self.sample_rate = sample_rate
         self.frames = 0
-        self._last_flush = time.monotonic()
+        self._clock = clock
+        self._last_flush = clock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, format="WAV",
@@ -70,9 +73,9 @@ class SessionAudio:
         try:
             self._file.write(pcm)
             self.frames += len(pcm)
-            if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
-                self._file.flush()
-                self._last_flush = time.monotonic()
+            if self._clock() - self._last_flush >= FLUSH_INTERVAL_S:
+                self._file.flush()  # libsndfile's sf_write_sync: an fsync of the file
+                self._last_flush = self._clock()
         except (OSError, sf.SoundFileError, RuntimeError, AssertionError) as exc:
             # soundfile asserts that every frame was written; a full disk writes fewer
             raise SessionAudioError(f"cannot write the session audio file {str(self.path)!r}: {_reason(exc)}") from exc

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from .config import DEFAULT_MODEL, KyutaiSpeechToTextConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DeviceError
 from .heap import ReleaseEvery
 from .safetensors_file import SafetensorsFile
 
@@ -58,9 +58,11 @@ def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None
             raise CheckpointError(f"{path} has no config.json: point --model at a -trfs checkpoint folder")
         return path
     text = str(source)
-    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise CheckpointError(f"model folder {text} does not exist (give a folder holding config.json and "
-                              f"model.safetensors, or a hub repo id such as {DEFAULT_MODEL})")
+    hint = f"give a folder holding config.json and model.safetensors, or a hub repo id such as {DEFAULT_MODEL}"
+    if path.exists():
+        raise CheckpointError(f"{text} is a file, not a model folder ({hint})")
+    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise CheckpointError(f"model folder {text} does not exist ({hint})")
     return _download(text, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
 
 
@@ -107,6 +109,7 @@ def weight_files(folder: Path) -> dict[str, SafetensorsFile]:
 
 
 def resolve_device(device_map: Any) -> torch.device:
+    """The one device the model runs on; DeviceError names the device asked for and what is wrong."""
     if device_map in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device_map, dict):  # {"": device} is the single-device form transformers accepts
@@ -115,9 +118,23 @@ def resolve_device(device_map: Any) -> torch.device:
         device_map = device_map[""]
     if isinstance(device_map, int):
         device_map = f"cuda:{device_map}"
-    device = torch.device(device_map)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+    try:
+        device = torch.device(device_map)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"unknown device {device_map!r}; use cpu, cuda, cuda:N or mps") from exc
+    name = str(device_map)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(f"device {name!r} was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {name!r} was asked for but PyTorch sees {count} CUDA GPU"
+                              f"{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {name!r} (Apple's Metal GPU) was asked for but this PyTorch or computer "
+                          "has none; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or mps")
     return device
 
 
@@ -141,8 +158,8 @@ def load_model(cls, source: str | os.PathLike, *, device_map: Any = None, dtype:
     folder = resolve_checkpoint(source, **hub_kwargs)
     try:
         config = KyutaiSpeechToTextConfig.from_json_file(folder / "config.json")
-    except ConfigError as exc:
-        raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
+    except ConfigError as exc:  # name the file itself where the message says only "config.json"
+        raise ConfigError(f"{folder / 'config.json'}: {str(exc).removeprefix('config.json: ')}") from None
     device = resolve_device(device_map)
     quantize = resolve_mode(quantize, device)
     quantized = quantize in QUANTIZED

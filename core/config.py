@@ -66,10 +66,13 @@ def _check(cond: bool, what: str, message: str) -> None:
         raise ConfigError(f"{what}: {message}")
 
 
-def _int_fields(obj, names: list[str], what: str) -> None:
+def _int_fields(obj, names: list[str], what: str, *, positive: bool = False) -> None:
+    """Every field in `names` must be an integer (at least 1 if `positive`: a size or a count)."""
     for name in names:
         value = getattr(obj, name)
         _check(isinstance(value, int) and not isinstance(value, bool), what, f"{name} must be an integer, got {value!r}")
+        if positive:
+            _check(value >= 1, what, f"{name} must be at least 1, got {value}")
 
 
 @dataclass(frozen=True)
@@ -119,16 +122,22 @@ class MimiConfig:
     def __post_init__(self):
         what = "codec_config"
         object.__setattr__(self, "upsampling_ratios", tuple(self.upsampling_ratios))
+        # sizes first: the derived fields below divide by them
+        _int_fields(self, ["sampling_rate", "hidden_size", "num_filters", "num_residual_layers", "codebook_size",
+                           "codebook_dim", "num_quantizers", "num_semantic_quantizers", "num_hidden_layers",
+                           "intermediate_size", "num_attention_heads", "sliding_window", "compress", "kernel_size",
+                           "last_kernel_size", "residual_kernel_size", "dilation_growth_rate",
+                           "vector_quantization_hidden_dimension"], what, positive=True)
+        _check(len(self.upsampling_ratios) > 0 and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1
+                                                      for r in self.upsampling_ratios), what,
+               f"upsampling_ratios must be whole numbers of at least 1, got {list(self.upsampling_ratios)}")
         if self.num_key_value_heads is None:
             object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
         if self.head_dim is None:
             _check(self.hidden_size % self.num_attention_heads == 0, what,
                    f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
-        _int_fields(self, ["sampling_rate", "hidden_size", "num_filters", "num_residual_layers", "codebook_size",
-                           "codebook_dim", "num_quantizers", "num_semantic_quantizers", "num_hidden_layers",
-                           "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim",
-                           "sliding_window", "compress"], what)
+        _int_fields(self, ["num_key_value_heads", "head_dim"], what, positive=True)
         _check(self.audio_channels == 1, what, "only mono codecs (audio_channels = 1) are supported")
         _check(self.use_causal_conv, what, "only causal convolutions (use_causal_conv = true) can stream")
         _check(self.pad_mode in ("constant", "replicate"), what, f"pad_mode {self.pad_mode!r} is not supported")
@@ -216,14 +225,16 @@ class KyutaiSpeechToTextConfig:
             object.__setattr__(self, "codec_config", MimiConfig())
         if self.num_key_value_heads is None:
             object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
+        # sizes first: the derived fields below divide by them
         _int_fields(self, ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                            "num_key_value_heads", "ffn_dim", "num_codebooks", "codebook_vocab_size",
-                           "sliding_window", "audio_bos_token_id", "audio_pad_token_id", "pad_token_id",
-                           "bos_token_id"], what)
+                           "sliding_window"], what, positive=True)
+        _int_fields(self, ["audio_bos_token_id", "audio_pad_token_id", "pad_token_id", "bos_token_id"], what)
         if self.head_dim is None:
             _check(self.hidden_size % self.num_attention_heads == 0, what,
                    f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        _int_fields(self, ["head_dim"], what, positive=True)
         _check(self.num_attention_heads % self.num_key_value_heads == 0, what,
                f"num_attention_heads {self.num_attention_heads} is not a multiple of "
                f"num_key_value_heads {self.num_key_value_heads}")

@@ -23,3 +23,7 @@ class AudioError(SurtitleError, ValueError):
 
 class StreamError(SurtitleError, RuntimeError):
     """A stream was driven out of order (a slot that is not open, no free slot left...)."""
+
+
+class DeviceError(SurtitleError, ValueError):
+    """The device asked for (cuda:N, mps...) does not exist here or cannot run the model."""

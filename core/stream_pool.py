@@ -250,7 +250,8 @@ class StreamPool:
         finished = [i for i, s in enumerate(self._slots) if self._done(s)]
         for i in finished:
             slot = self._slots[i]
-            words[i] = words.get(i, []) + slot.segmenter.flush(slot.steps + 1)
+            pushed_s = (slot.fed - self._prefix) / self.sample_rate  # fed counts the silence prefix, not the tail
+            words[i] = words.get(i, []) + slot.segmenter.flush(slot.steps + 1, pushed_s)
             slot.phase = _Phase.FREE
         return [SlotUpdate(i, words[i], i in finished) for i in sorted(words)]
 

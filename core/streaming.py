@@ -167,7 +167,7 @@ class StreamingTranscriber:
             self._record(self._stepper.step(tail))
         end_index = self._stepper.steps
         for b, seg in enumerate(self._segmenters):
-            self._new_words[b].extend(seg.flush(end_index + 1))
+            self._new_words[b].extend(seg.flush(end_index + 1, self.audio_seconds))
         self._finished = True
         return self._new_words if self.batch_size > 1 else self._new_words[0]
 

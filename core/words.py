@@ -12,6 +12,7 @@ PyTorch scripts do (§3.2).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -78,9 +79,13 @@ class WordSegmenter:
             return self._close_early(index)
         return []
 
-    def flush(self, index: int) -> list[Word]:
-        """Close whatever is open at the end of the stream."""
-        return self._close(index)
+    def flush(self, index: int, audio_s: float) -> list[Word]:
+        """Close whatever is open at the end of a stream of `audio_s` seconds.
+
+        The closing token of the last segment comes from the silence the end of a stream is padded
+        with, up to a second after the audio ends; a word cannot go on past the audio it is in.
+        """
+        return self._close(index, audio_s)
 
     def _close_early(self, index: int) -> list[Word]:
         """A segment no padding ends (a broken or random model): its words but the last become final
@@ -96,7 +101,7 @@ class WordSegmenter:
         self._open_index, self._pieces = split, keep
         return words
 
-    def _close(self, index: int) -> list[Word]:
+    def _close(self, index: int, limit_s: float = math.inf) -> list[Word]:
         if not self._pieces:
             return []
         start_index, pieces = self._open_index, self._pieces
@@ -106,7 +111,8 @@ class WordSegmenter:
             if not groups or self._decoder.is_word_start(tok):
                 groups.append([])
             groups[-1].append(tok)
-        seg_start, seg_end = self.time_of(start_index), self.time_of(index)
+        seg_end = min(self.time_of(index), limit_s)
+        seg_start = min(self.time_of(start_index), seg_end)
         words, at = [], start_index
         for i, group in enumerate(groups):
             text = self._decoder.decode(group).strip()

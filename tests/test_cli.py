@@ -10,79 +10,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app import cli
+from app import cli, cli_output
 from app.cli import ModelOptions, main
 from core.errors import CheckpointError
-from core.words import Word
-
-RATE = 24_000
-
-
-class FakeTranscriber:
-    """Says "w<k>" for the k-th second of audio pushed, and "end." when flushed."""
-
-    sample_rate = RATE
-    frame_samples = 1920
-
-    def __init__(self, fail_with: Exception | None = None):
-        self.fail_with = fail_with
-        self.resets = 0
-        self.reset()
-
-    def reset(self) -> None:
-        self.resets += 1
-        self.samples = 0
-
-    def push(self, pcm: np.ndarray) -> list[Word]:
-        assert pcm.dtype == np.float32 and pcm.ndim == 1
-        if self.fail_with is not None:
-            raise self.fail_with
-        before, self.samples = self.samples, self.samples + len(pcm)
-        return [Word(f"w{k}", k + 0.1, k + 0.6) for k in range(before // RATE, self.samples // RATE)]
-
-    def flush(self) -> list[Word]:
-        t = self.samples / RATE
-        return [Word("end.", t, t + 0.2)]
-
-
-class FakeFactory:
-    def __init__(self, transcriber=None, error: Exception | None = None):
-        self.transcriber = transcriber or FakeTranscriber()
-        self.error = error
-        self.calls: list[ModelOptions] = []
-
-    def __call__(self, options: ModelOptions) -> FakeTranscriber:
-        self.calls.append(options)
-        if self.error is not None:
-            raise self.error
-        return self.transcriber
-
-
-def _wav(path, seconds=2.5, rate=16000, channels=1):
-    x = 0.1 * np.sin(2 * np.pi * 220 * np.arange(round(seconds * rate)) / rate)
-    sf.write(path, np.stack([x] * channels, axis=1), rate)
-    return path
-
-
-def _run(argv, factory=None):
-    factory = factory or FakeFactory()
-    # one file at a time: several files of about one length are otherwise batched in a StreamPool
-    # over the real model, which the fake does not have (tests/test_cli_engine.py runs that path)
-    return main(["transcribe", "--batch", "1", *map(str, argv)], transcriber_factory=factory), factory
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("surtitle: error:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
+from tests.cli_fakes import RATE, FakeFactory, FakeTranscriber, one_error_line, run, wav
 
 
 # --- happy paths -------------------------------------------------------------------------------
 
 
 def test_one_file_prints_text_to_stdout(tmp_path, capsys):
-    code, factory = _run([_wav(tmp_path / "talk.wav", seconds=2.5)])
+    code, factory = run([wav(tmp_path / "talk.wav", seconds=2.5)])
 
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
@@ -92,7 +30,7 @@ def test_one_file_prints_text_to_stdout(tmp_path, capsys):
 
 def test_srt_format_is_taken_from_the_output_extension(tmp_path, capsys):
     out_path = tmp_path / "talk.srt"
-    code, _ = _run([_wav(tmp_path / "talk.flac", seconds=3.2, rate=44100, channels=2), "-o", out_path])
+    code, _ = run([wav(tmp_path / "talk.flac", seconds=3.2, rate=44100, channels=2), "-o", out_path])
 
     assert code == 0
     text = out_path.read_text()
@@ -102,39 +40,39 @@ def test_srt_format_is_taken_from_the_output_extension(tmp_path, capsys):
 
 
 def test_json_carries_model_file_and_duration(tmp_path, capsys):
-    wav = _wav(tmp_path / "talk.wav", seconds=2.0)
-    code, _ = _run([wav, "--format", "json", "--model", "some/model"])
+    talk = wav(tmp_path / "talk.wav", seconds=2.0)
+    code, _ = run([talk, "--format", "json", "--model", "some/model"])
 
     document = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert document["meta"] == {"model": "some/model", "file": str(wav), "duration_s": 2.0}
+    assert document["meta"] == {"model": "some/model", "file": str(talk), "duration_s": 2.0}
     assert [w["text"] for w in document["words"]] == ["w0", "w1", "end."]
 
 
 def test_txt_timestamps(tmp_path, capsys):
-    code, _ = _run([_wav(tmp_path / "a.wav"), "--timestamps"])
+    code, _ = run([wav(tmp_path / "a.wav"), "--timestamps"])
     assert code == 0 and capsys.readouterr().out == "[00:00:00] w0 w1 end.\n"
 
 
 def test_engine_options_reach_the_factory(tmp_path):
-    _, factory = _run(
-        [_wav(tmp_path / "a.wav"), "--model", str(tmp_path), "--device", "cuda:1", "--dtype", "bfloat16",
+    _, factory = run(
+        [wav(tmp_path / "a.wav"), "--model", str(tmp_path), "--device", "cuda:1", "--dtype", "bfloat16",
          "--quantize", "int8", "-o", "-"]
     )
     assert factory.calls == [ModelOptions(str(tmp_path), "cuda:1", "bfloat16", "int8")]
-    _, factory = _run([_wav(tmp_path / "a.wav"), "--quantize", "int4", "-o", "-"])
+    _, factory = run([wav(tmp_path / "a.wav"), "--quantize", "int4", "-o", "-"])
     assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "int4")]
-    _, factory = _run([_wav(tmp_path / "a.wav"), "--compile", "-o", "-"])
+    _, factory = run([wav(tmp_path / "a.wav"), "--compile", "-o", "-"])
     assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=True)]
-    _, factory = _run([_wav(tmp_path / "a.wav"), "--no-compile", "-o", "-"])
+    _, factory = run([wav(tmp_path / "a.wav"), "--no-compile", "-o", "-"])
     assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=False)]
 
 
 def test_several_files_into_a_folder_load_the_model_once(tmp_path, capsys):
-    inputs = [_wav(tmp_path / f"part{i}.wav", seconds=1.5 + i) for i in range(3)]
+    inputs = [wav(tmp_path / f"part{i}.wav", seconds=1.5 + i) for i in range(3)]
     out_dir = tmp_path / "subs"
 
-    code, factory = _run([*inputs, "-o", out_dir, "-f", "vtt"])
+    code, factory = run([*inputs, "-o", out_dir, "-f", "vtt"])
 
     assert code == 0
     assert len(factory.calls) == 1
@@ -146,8 +84,8 @@ def test_several_files_into_a_folder_load_the_model_once(tmp_path, capsys):
 
 
 def test_several_files_without_output_go_next_to_their_inputs(tmp_path):
-    inputs = [_wav(tmp_path / "a.wav"), _wav(tmp_path / "b.ogg")]
-    code, _ = _run([*inputs, "-f", "srt"])
+    inputs = [wav(tmp_path / "a.wav"), wav(tmp_path / "b.ogg")]
+    code, _ = run([*inputs, "-f", "srt"])
     assert code == 0
     assert (tmp_path / "a.srt").exists() and (tmp_path / "b.srt").exists()
 
@@ -171,23 +109,23 @@ def _broken_inputs(tmp_path):
 def test_bad_audio_is_one_line_and_exit_1(tmp_path, capsys, case):
     path = _broken_inputs(tmp_path)[case]
 
-    code, factory = _run([path])
+    code, factory = run([path])
 
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert path.name in _one_error_line(err)
+    assert path.name in one_error_line(err)
 
 
 def test_model_is_not_loaded_when_no_input_is_readable(tmp_path, capsys):
-    _, factory = _run([tmp_path / "missing.wav"])
+    _, factory = run([tmp_path / "missing.wav"])
     assert factory.calls == []
 
 
 def test_a_bad_file_does_not_stop_the_others(tmp_path, capsys):
-    good1, good2 = _wav(tmp_path / "good1.wav"), _wav(tmp_path / "good2.wav")
+    good1, good2 = wav(tmp_path / "good1.wav"), wav(tmp_path / "good2.wav")
     bad = _broken_inputs(tmp_path)
 
-    code, _ = _run([good1, bad["nan"], bad["missing"], good2, "-o", tmp_path / "out"])
+    code, _ = run([good1, bad["nan"], bad["missing"], good2, "-o", tmp_path / "out"])
 
     err = capsys.readouterr().err
     assert code == 1
@@ -203,10 +141,10 @@ def test_nan_late_in_a_long_file_is_reported_with_its_time(tmp_path, capsys):
     path = tmp_path / "late.wav"
     sf.write(path, x, RATE, subtype="FLOAT")
 
-    code, _ = _run([path])
+    code, _ = run([path])
 
     assert code == 1
-    assert "0:00:11.000" in _one_error_line(capsys.readouterr().err)
+    assert "0:00:11.000" in one_error_line(capsys.readouterr().err)
 
 
 # --- output that cannot be written -------------------------------------------------------------
@@ -218,12 +156,12 @@ def test_unwritable_output_keeps_the_transcript(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(workdir)
     target = tmp_path / "no" / "such" / "folder" / "talk.txt"
 
-    code, _ = _run([_wav(tmp_path / "talk.wav"), "-o", target])
+    code, _ = run([wav(tmp_path / "talk.wav"), "-o", target])
 
     out, err = capsys.readouterr()
     assert code == 1
     assert out == "w0 w1 end.\n"  # printed...
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert str(target) in line
     (saved,) = workdir.glob("surtitle-talk-*.txt")  # ...and saved
     assert saved.read_text() == out and saved.name in line
@@ -232,22 +170,23 @@ def test_unwritable_output_keeps_the_transcript(tmp_path, capsys, monkeypatch):
 def test_disk_full_falls_back_to_the_temp_folder(tmp_path, capsys, monkeypatch):
     spare = tmp_path / "spare"
     spare.mkdir()
-    real_write = cli.write_text_atomic
+    real_write = cli_output.write_text_atomic
 
     def write_only_to_spare(path, text):
         if spare not in path.parents:
             raise OSError(28, "No space left on device")
         real_write(path, text)
 
-    monkeypatch.setattr(cli, "write_text_atomic", write_only_to_spare)
-    monkeypatch.setattr(cli.tempfile, "gettempdir", lambda: str(spare))
+    monkeypatch.setattr(cli_output, "write_output", write_only_to_spare)
+    monkeypatch.setattr(cli_output, "write_text_atomic", write_only_to_spare)
+    monkeypatch.setattr(cli_output.tempfile, "gettempdir", lambda: str(spare))
     monkeypatch.chdir(tmp_path)
 
-    code, _ = _run([_wav(tmp_path / "talk.wav"), "-o", tmp_path / "talk.srt"])
+    code, _ = run([wav(tmp_path / "talk.wav"), "-o", tmp_path / "talk.srt"])
 
     out, err = capsys.readouterr()
     assert code == 1 and "end." in out
-    assert "No space left on device" in _one_error_line(err)
+    assert "No space left on device" in one_error_line(err)
     (saved,) = spare.glob("surtitle-talk-*.srt")
     assert saved.read_text() == out
 
@@ -259,9 +198,9 @@ def test_hub_failure_says_how_to_use_a_local_checkpoint(tmp_path, capsys):
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     offline = LocalEntryNotFoundError("Cannot find the requested files in the disk cache\nand traffic is off")
-    code, _ = _run([_wav(tmp_path / "a.wav"), "--model", "kyutai/nope"], FakeFactory(error=offline))
+    code, _ = run([wav(tmp_path / "a.wav"), "--model", "kyutai/nope"], FakeFactory(error=offline))
 
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert code == 1
     assert "'kyutai/nope'" in line and "no network" in line and "--model /path/to/folder" in line
 
@@ -270,39 +209,39 @@ def test_invalid_repo_id_is_explained(tmp_path, capsys):
     from huggingface_hub.errors import HFValidationError
 
     error = HFValidationError("Repo id must use alphanumeric chars or '-', '_', '.'")
-    code, _ = _run([_wav(tmp_path / "a.wav"), "--model", "not a/valid id"], FakeFactory(error=error))
-    line = _one_error_line(capsys.readouterr().err)
+    code, _ = run([wav(tmp_path / "a.wav"), "--model", "not a/valid id"], FakeFactory(error=error))
+    line = one_error_line(capsys.readouterr().err)
     assert code == 1 and "neither an existing folder" in line and "--model /path/to/folder" in line
 
 
 def test_engine_checkpoint_errors_pass_through_unchanged(tmp_path, capsys):
     error = CheckpointError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-    code, _ = _run([_wav(tmp_path / "a.wav"), "--device", "cuda"], FakeFactory(error=error))
+    code, _ = run([wav(tmp_path / "a.wav"), "--device", "cuda"], FakeFactory(error=error))
     assert code == 1
-    assert _one_error_line(capsys.readouterr().err) == f"surtitle: error: {error}"
+    assert one_error_line(capsys.readouterr().err) == f"surtitle: error: {error}"
 
 
 def test_unreadable_local_checkpoint_names_the_folder_without_hub_advice(tmp_path, capsys):
     folder = tmp_path / "ckpt"
     folder.mkdir()
     error = PermissionError(13, "Permission denied", str(folder / "model.safetensors"))
-    code, _ = _run([_wav(tmp_path / "a.wav"), "--model", folder], FakeFactory(error=error))
+    code, _ = run([wav(tmp_path / "a.wav"), "--model", folder], FakeFactory(error=error))
 
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert code == 1 and str(folder) in line and "Permission denied" in line and "Hub" not in line
 
 
 def test_unexpected_exception_is_one_line_with_a_hint(tmp_path, capsys):
     factory = FakeFactory(FakeTranscriber(fail_with=RuntimeError("shape mismatch\nin layer 3")))
-    code, _ = _run([_wav(tmp_path / "a.wav")], factory)
+    code, _ = run([wav(tmp_path / "a.wav")], factory)
 
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert code == 1 and "RuntimeError" in line and "--verbose" in line
 
 
 def test_verbose_shows_the_traceback(tmp_path, capsys):
     factory = FakeFactory(FakeTranscriber(fail_with=RuntimeError("boom")))
-    code, _ = _run([_wav(tmp_path / "a.wav"), "--verbose"], factory)
+    code, _ = run([wav(tmp_path / "a.wav"), "--verbose"], factory)
 
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" in err and "RuntimeError: boom" in err
@@ -329,27 +268,27 @@ def test_help_lists_the_commands(capsys):
     ids=["format", "device", "quantize"],
 )
 def test_bad_arguments_exit_2(tmp_path, capsys, argv):
-    code, factory = _run([_wav(tmp_path / "a.wav"), *argv])
+    code, factory = run([wav(tmp_path / "a.wav"), *argv])
     assert code == 2 and factory.calls == []
 
 
 def test_stdout_takes_only_one_file(tmp_path, capsys):
-    code, _ = _run([_wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav"), "-o", "-"])
-    assert code == 2 and "one input" in _one_error_line(capsys.readouterr().err)
+    code, _ = run([wav(tmp_path / "a.wav"), wav(tmp_path / "b.wav"), "-o", "-"])
+    assert code == 2 and "one input" in one_error_line(capsys.readouterr().err)
 
 
 def test_two_inputs_with_one_name_would_collide(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
-    code, _ = _run([_wav(tmp_path / "x" / "a.wav"), _wav(tmp_path / "y" / "a.wav"), "-o", tmp_path / "out"])
-    assert code == 2 and "both" in _one_error_line(capsys.readouterr().err)
+    code, _ = run([wav(tmp_path / "x" / "a.wav"), wav(tmp_path / "y" / "a.wav"), "-o", tmp_path / "out"])
+    assert code == 2 and "both" in one_error_line(capsys.readouterr().err)
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, capsys):
-    long_file = _wav(tmp_path / "long.wav", seconds=31.0, rate=8000)
+    long_file = wav(tmp_path / "long.wav", seconds=31.0, rate=8000)
 
-    _run([long_file, "-o", tmp_path / "a.txt"])
+    run([long_file, "-o", tmp_path / "a.txt"])
     assert "%" not in capsys.readouterr().err  # stderr is not a terminal under pytest
 
-    _run([long_file, "-o", tmp_path / "b.txt", "--progress"])
+    run([long_file, "-o", tmp_path / "b.txt", "--progress"])
     assert re.search(r"long\.wav\s+100%", capsys.readouterr().err)

@@ -161,12 +161,17 @@ def test_a_file_failing_part_way_spares_the_others_in_its_batch(tiny_checkpoint,
     sf.write(paths[2], bad, 16000, subtype="FLOAT")
     model = ["--model", tiny_checkpoint("base"), "--quantize", "none", "-f", "json"]
     together = surtitle("transcribe", *paths, *model, "-o", tmp_path / "together")
-    assert_one_line_error(together, "f2.wav", "0:00:06")
-    alone = surtitle("transcribe", *paths[:2], *model, "-o", tmp_path / "alone", "--batch", "1")
+    assert_one_line_error(together, "f2.wav", "0:00:06", "marked as incomplete")
+    sf.write(tmp_path / "in" / "f2-first-6s.wav", bad[:6 * 16000], 16000, subtype="FLOAT")
+    alone = surtitle("transcribe", *paths[:2], tmp_path / "in" / "f2-first-6s.wav", *model, "-o", tmp_path / "alone",
+                     "--batch", "1")
     assert alone.returncode == 0, alone.stderr
-    assert not (tmp_path / "together" / "f2.json").exists()
     for path in paths[:2]:
         assert _json_words(tmp_path / "together", path.stem) == _json_words(tmp_path / "alone", path.stem)
+    # the damaged file keeps the words of the audio before the NaN, as if that were the whole file
+    partial = json.loads((tmp_path / "together" / "f2.json").read_text())
+    assert partial["incomplete"]["stops_at_s"] == pytest.approx(6.0, abs=1e-3)
+    assert _json_words(tmp_path / "together", "f2") == _json_words(tmp_path / "alone", "f2-first-6s")
 
 
 def test_compile_with_a_batch_is_a_usage_error(tmp_path):

@@ -1,13 +1,13 @@
-"""Transcript exports: subtitle cue rules, SRT/VTT/JSON round trips, paragraphs, atomic writes."""
+"""Transcript exports: subtitle cue rules, SRT/VTT/JSON round trips, paragraphs, incomplete
+transcripts, damaged times."""
 
 import json
-import os
+import math
 import re
 
 import pytest
 
-from app import export
-from app.export import FORMATS, Cue, build_cues, to_json, to_srt, to_txt, to_vtt, write_text_atomic
+from app.export import FORMATS, Cue, Incomplete, build_cues, to_json, to_srt, to_txt, to_vtt
 from core.words import Word
 
 SPEECH = (
@@ -53,8 +53,13 @@ def _parse_cues(text: str, vtt: bool) -> list[tuple[float, float, list[str]]]:
         assert lines[0].count(sep) == 2
         g = m.groups()
         body = lines[1:]
+        # no raw bracket may reach a player: both formats would take it for the start of a tag
+        assert not any(c in b for b in body for c in "<>"), body
         if vtt:
+            assert not re.search(r"&(?!(amp|lt|gt);)", "".join(body)), body  # a bare '&' starts an entity
             body = [b.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for b in body]
+        else:
+            body = [b.replace("\u2039", "<").replace("\u203a", ">") for b in body]
         cues.append((_seconds(*g[:4]), _seconds(*g[4:]), body))
     return cues
 
@@ -223,31 +228,46 @@ def test_formats_table_renders_every_format():
         assert "Hello world." in render(words, {"model": "m"})
 
 
-# --- atomic writes -----------------------------------------------------------------------------
+# --- incomplete transcripts and damaged times ---------------------------------------------------
 
 
-def test_write_text_atomic_creates_and_replaces(tmp_path):
-    path = tmp_path / "out.srt"
-    write_text_atomic(path, "first\n")
-    write_text_atomic(path, "ça marche\n")
-    assert path.read_text(encoding="utf-8") == "ça marche\n"
-    assert os.listdir(tmp_path) == ["out.srt"]  # no temporary file left behind
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_an_incomplete_transcript_says_where_it_stops_and_why(name):
+    words = _words("Hello world.")
+    stop = Incomplete(5.0, "the file could not be read past 0:05.000")
+
+    text = FORMATS[name].render(words, {"model": "m"}, stop)
+
+    assert "Hello world." in text
+    if name == "json":
+        assert json.loads(text)["incomplete"] == {"stops_at_s": 5.0, "reason": stop.reason}
+    else:
+        assert "Incomplete transcript: it stops at 00:00:05 because the file could not be read past 0:05.000" in text
+        assert "Incomplete" not in FORMATS[name].render(words, {"model": "m"})
 
 
-def test_write_text_atomic_keeps_the_old_file_when_replacing_fails(tmp_path, monkeypatch):
-    path = tmp_path / "out.txt"
-    path.write_text("old\n")
+@pytest.mark.parametrize("vtt", [False, True], ids=["srt", "vtt"])
+def test_the_notice_of_an_incomplete_transcript_is_its_own_last_cue(vtt):
+    words = _words(SPEECH)
+    stop = Incomplete(words[-1].end + 2.0, "the transcription was interrupted")
+    text = to_vtt(words, stop) if vtt else to_srt(words, stop)
 
-    def fail(*args):
-        raise OSError(28, "No space left on device")
+    *spoken, (start, end, notice) = _parse_cues(text, vtt)
 
-    monkeypatch.setattr(export.os, "replace", fail)
-    with pytest.raises(OSError):
-        write_text_atomic(path, "new\n")
-    assert path.read_text() == "old\n"
-    assert os.listdir(tmp_path) == ["out.txt"]
+    assert [line for _, _, lines in spoken for line in lines] == [line for c in build_cues(words) for line in c.lines]
+    assert notice == [stop.notice] and start == pytest.approx(stop.stops_at_s, abs=5e-4) and end > start
 
 
-def test_write_text_atomic_into_missing_folder_raises_oserror(tmp_path):
-    with pytest.raises(OSError):
-        write_text_atomic(tmp_path / "missing" / "out.txt", "text")
+def test_non_finite_times_from_a_damaged_journal_are_made_finite_in_every_format():
+    words = [Word("one", 0.5, 1.0), Word("two", math.inf, math.inf), Word("three", 2.0, math.nan),
+             Word("four", -math.inf, 3.5)]
+
+    document = json.loads(to_json(words, {}))  # json.loads accepts "Infinity"; the check below does not
+    times = [(w["start"], w["end"]) for w in document["words"]]
+    assert [w["text"] for w in document["words"]] == ["one", "two", "three", "four"]
+    assert all(math.isfinite(t) for pair in times for t in pair), times
+    assert "Infinity" not in to_json(words, {}) and "NaN" not in to_json(words, {})
+    for vtt in (False, True):
+        cues = _parse_cues(to_vtt(words) if vtt else to_srt(words), vtt)
+        assert " ".join(line for _, _, lines in cues for line in lines) == "one two three four"
+    assert to_txt(words, timestamps=True).startswith("[00:00:00] one two three four")

@@ -376,8 +376,9 @@ def test_model_is_loaded_with_progress(tiny_ckpt, tmp_path):
 
 def test_a_missing_model_is_one_error(tmp_path):
     listener = Recorder()
+    sd = FakeSoundDevice([FakeDevice("Fake Mic", 1, float(RATE))])  # not this machine's sound server
     pipeline = LivePipeline(PipelineOptions(model=str(tmp_path / "nowhere")), listener,
-                            journal=Journal(tmp_path / "j.sqlite3"))
+                            journal=Journal(tmp_path / "j.sqlite3"), capture_factory=lambda o: AudioCapture(sd=sd))
     assert pipeline.run(threading.Event()) is None
     assert len(listener.errors) == 1 and "nowhere" in listener.errors[0]
 

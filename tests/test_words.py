@@ -1,5 +1,7 @@
 """Word segmentation and timing from a synthetic token stream (Kyutai's rule)."""
 
+import math
+
 from core import words as words_module
 from core.words import MAX_OPEN_PIECES, Word, WordSegmenter
 
@@ -23,7 +25,7 @@ def run(tokens, offset_s=0.5):
     words = []
     for index, tok in enumerate(tokens, start=1):
         words += seg.feed(index, tok)
-    return words + seg.flush(len(tokens) + 1), seg
+    return words + seg.flush(len(tokens) + 1, math.inf), seg
 
 
 def t(index, offset_s=0.5):
@@ -64,6 +66,18 @@ def test_words_become_final_only_when_closed_and_pending_text_shows_the_rest():
 def test_flush_closes_the_open_word_and_times_never_go_negative():
     words, _ = run([0, 7], offset_s=2.0)
     assert words == [Word("big", 0.0, 0.0)]
+
+
+def test_flush_never_lets_a_word_run_past_the_audio():
+    # the closing pad of the last word comes from the silence a stream is padded with at its end
+    seg = WordSegmenter(ToyPieces(), frame_rate=12.5, offset_s=0.0)
+    words = []
+    for index, tok in enumerate([3, 3, 0, 4, 5, 6], start=1):
+        words += seg.feed(index, tok)
+    words += seg.flush(20, audio_s=0.44)  # unclamped, "world" would end at 1.6 s
+    assert words == [Word("hello", t(3, 0.0), t(5, 0.0)), Word("world", t(5, 0.0), 0.44)]
+    seg.feed(1, 0), seg.feed(2, 6)
+    assert seg.flush(30, audio_s=0.05) == [Word("world", 0.05, 0.05)]  # opened after the audio's end
 
 
 def test_specials_and_unknown_ids_are_not_text():

@@ -18,7 +18,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.gui.messages import describe
+from app.gui.messages import as_sentence, describe
 from app.paths import APP_NAME, user_data_dir
 
 log = logging.getLogger("app.gui")
@@ -66,14 +66,20 @@ class ExceptionDialog:
 
 
 def open_journal():
-    """The session journal, or None (and a message) when it cannot be opened."""
-    from app.journal import Journal
+    """The session journal and "", or what is wrong with it: opened for reading only when it cannot
+    be written (History still shows past sessions), None when it cannot even be read."""
+    from app.journal import Access, Journal
 
     try:
         return Journal(), ""
-    except Exception as exc:  # the app still captions; it just cannot keep or list sessions
-        log.exception("could not open the journal")
-        return None, describe(exc).text
+    except Exception as exc:  # the app still captions; it just cannot keep sessions
+        log.exception("could not open the journal for writing")
+        problem = as_sentence(describe(exc).text)
+    try:
+        return Journal(access=Access.READ), f"{problem} Past sessions can still be read in History."
+    except Exception:
+        log.exception("could not open the journal for reading")
+        return None, problem
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from app.export import FORMATS, to_txt, write_text_atomic
+from app.export import FORMATS, to_txt
 from app.gui.messages import describe_os_error
+from app.output_file import write_output
 from core.words import Word
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,12 @@ def file_stem(title: str) -> str:
 
 
 def write_export(path: str, choice: ExportChoice, words: Sequence[Word], meta: Mapping[str, object]) -> str:
-    """Render and write atomically; returns the path written (extension added when missing)."""
+    """Render and write (app.output_file: nothing at the path is clobbered); returns the path written
+    (extension added when missing)."""
     target = Path(path)
     if not target.suffix:
         target = target.with_suffix(choice.extension)
-    write_text_atomic(target, choice.render(words, meta))
+    write_output(target, choice.render(words, meta))
     return str(target)
 
 

@@ -188,11 +188,18 @@ class HistoryWindow(QWidget):
 
     def _update_buttons(self) -> None:
         has = self._current is not None
-        self.rename_button.setEnabled(has)
+        writable = self._journal.writable
+        self.rename_button.setEnabled(has and writable)
         self.export_button.setEnabled(has)
-        self.delete_button.setEnabled(has and self._current.id != self._live_id)
-        self.delete_button.setToolTip("" if not has or self._current.id != self._live_id
-                                      else "Stop the session before deleting it.")
+        self.delete_button.setEnabled(has and writable and self._current.id != self._live_id)
+        if not writable:
+            why = "The session journal can only be read just now (see the message in the main window)."
+        elif has and self._current.id == self._live_id:
+            why = "Stop the session before deleting it."
+        else:
+            why = ""
+        self.delete_button.setToolTip(why)
+        self.rename_button.setToolTip(why if not writable else "")
 
     def rename_current(self, title: str) -> None:
         if self._current is not None and title.strip():

@@ -89,6 +89,7 @@ class TranscriptionWorker(QObject):
         try:
             pipeline = self._factory(self._options, listener)
             listener.engine = lambda: getattr(pipeline, "transcriber", None)
+            pipeline.open_input()  # no microphone: said at once, before a model load of many seconds
             pipeline.load()
             if not self._stop.is_set():
                 pipeline.run(self._stop, self._pause)
