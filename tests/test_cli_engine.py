@@ -27,7 +27,7 @@ def assert_one_line_error(result, *needles):
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("surtitle: error:")]
-    assert len(errors) >= 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     for needle in needles:
         assert needle in errors[0], errors[0]
 

@@ -26,23 +26,27 @@ class _Probe(QObject):
     fired = Signal()
 
 
-def _leak_per_emit() -> int:
-    if sys.version_info >= (3, 12):  # immortal bools: a missing reference cannot hurt
-        return 0
-    probe = _Probe()
-    before = sys.getrefcount(True)
-    for _ in range(_PROBES):
-        probe.fired.emit()
-    return max(0, round((before - sys.getrefcount(True)) / _PROBES))
-
-
-LEAK_PER_EMIT = _leak_per_emit()
 _incref = ctypes.pythonapi.Py_IncRef
 _incref.argtypes = [ctypes.py_object]
 _incref.restype = None
-if LEAK_PER_EMIT:
-    for _ in range(LEAK_PER_EMIT * _PROBES):  # give back what the probe itself took
+
+
+def _leak_per_emit(signal: Any) -> int:
+    """The references to True that one `signal.emit()` drops; the probing's own are given back."""
+    if sys.version_info >= (3, 12):  # immortal bools: a missing reference cannot hurt
+        return 0
+    before = sys.getrefcount(True)
+    for _ in range(_PROBES):
+        signal.emit()
+    leak = max(0, round((before - sys.getrefcount(True)) / _PROBES))
+    for _ in range(leak * _PROBES):
         _incref(True)
+    return leak
+
+
+_probe = _Probe()
+LEAK_PER_EMIT = _leak_per_emit(_probe.fired)
+del _probe
 
 
 def emit(signal: Any, *args: Any) -> None:

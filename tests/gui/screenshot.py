@@ -6,8 +6,9 @@ Needs a real X server with a compositor (without one, translucent pixels come ou
     DISPLAY=:99 xcompmgr &
     DISPLAY=:99 SURTITLE_SCREENSHOTS=shots python tests/gui/screenshot.py [--dark]
 
-Writes into $SURTITLE_SCREENSHOTS: desktop (everything over a stand-in video), main-window,
-overlay (cropped from the screen, so its translucency shows), empty-state, history and settings.
+Writes into $SURTITLE_SCREENSHOTS: backdrop (the stand-in video alone), desktop (everything over
+it), main-window, overlay (cropped from the screen with a margin, so its translucency shows),
+overlay-hidden (the same crop with the overlay hidden), empty-state, history and settings.
 The session is scripted through the fake pipeline the tests use; everything else is the real app.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,7 @@ TALK = ("Good morning everyone, and thanks for joining. Today we look at how liv
         "stable: every word appears once and is never rewritten. The model hears about half a second "
         "ahead, so the delay is small and, more importantly, it stays the same.")
 LATER = "Questions are welcome at the end. The recording and its transcript are saved automatically."
+OVERLAY_MARGIN = 24  # screen around the overlay in its crop: the backdrop shows through the rounded corners
 
 
 class Backdrop(QWidget):
@@ -83,6 +86,15 @@ def settle(ms: int = 300) -> None:
     QTest.qWait(ms)
 
 
+def wait_until(condition, timeout_s: float = 20.0) -> None:
+    """Process events until `condition()` holds: the session runs in its own thread, at its own pace."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the scripted session did not reach the window in time")
+        QTest.qWait(20)
+
+
 def save(pixmap, folder: Path, name: str) -> None:
     path = folder / f"{name}.png"
     pixmap.save(str(path))
@@ -118,6 +130,8 @@ def main(argv: list[str]) -> int:
     backdrop = Backdrop()
     backdrop.setGeometry(screen)
     backdrop.show()
+    settle()
+    save(QGuiApplication.primaryScreen().grabWindow(0), folder, f"backdrop{suffix}")
 
     journal = Journal(Path(os.environ["SURTITLE_DATA_DIR"]) / "journal.sqlite3", commit_interval_s=0)
     fill_history(journal)
@@ -142,15 +156,22 @@ def main(argv: list[str]) -> int:
     pipeline.push(lambda p: p.say(words(*later, start=len(talk) * 0.42 + 4.0, step=0.42)))
     pipeline.push(lambda p: p.listener.on_partial("automa"))
     pipeline.push(lambda p: p.listener.on_status(status(lag_s=0.62, rtf=0.38, level_dbfs=-14)))
+    wait_until(lambda: window.status.lag.text() == "Lag 0.6 s")  # the last push: all of them have arrived
     settle(800)
     window.overlay.set_partial("")  # the overlay shows the tail of the story: keep only final words
     pipeline.push(lambda p: p.listener.on_partial("automa"))
+    wait_until(lambda: any(line.partial == "automa" for line in window.overlay.caption_lines()))
     settle(400)
     save(window.grab(), folder, f"main-window{suffix}")
     geometry = window.overlay.frameGeometry()
     shot = QGuiApplication.primaryScreen().grabWindow(0)
     save(shot, folder, f"desktop{suffix}")
-    save(shot.copy(geometry.adjusted(-24, -24, 24, 24)), folder, f"overlay{suffix}")
+    crop = geometry.adjusted(-OVERLAY_MARGIN, -OVERLAY_MARGIN, OVERLAY_MARGIN, OVERLAY_MARGIN)
+    save(shot.copy(crop), folder, f"overlay{suffix}")
+    window.overlay.hide()  # the same crop without it: what the overlay is drawn over
+    settle()
+    save(QGuiApplication.primaryScreen().grabWindow(0).copy(crop), folder, f"overlay-hidden{suffix}")
+    window.overlay.show()
 
     window.commands.history.trigger()
     window.history.search.setText("export")

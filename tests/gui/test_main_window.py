@@ -1,6 +1,5 @@
 """The main window with a fake pipeline: a whole session, pause, errors, export, closing."""
 
-import pytest
 from PySide6.QtCore import Qt
 
 from app.gui.actions import START_STOP_KEY
@@ -191,10 +190,16 @@ def test_interrupted_sessions_are_offered_for_recovery(qtbot, make_window, journ
     assert "Recovered 1 session" in window.banner.message.text()
 
 
-@pytest.mark.parametrize("remedy", [Remedy.CHOOSE_INPUT])
-def test_remedy_choose_input_opens_the_device_list(make_window, remedy):
-    window = make_window()
-    window.on_errors_remedy_chosen(remedy)  # must not raise; the popup opens offscreen
+def test_remedy_choose_input_opens_the_device_list(make_window):
+    plugged = []
+    window = make_window(device_lister=lambda: list(plugged))
+    window.commands.start.trigger()  # no microphone: the error offers to choose one
+    plugged.append("USB headset")  # plugged in while the error shows, before the next rescan
+    [choose] = [b for b in window.errors.dialog.buttons() if b.text() == "Choose a microphone"]
+    choose.click()
+    devices = window.devices
+    assert [devices.itemText(i) for i in range(devices.count())] == ["System default microphone", "USB headset"]
+    assert devices.isEnabled() and devices.view().isVisible()  # open, to pick from
 
 
 def test_compiling_shows_a_busy_bar_that_says_so(make_window):
