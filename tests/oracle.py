@@ -540,15 +540,19 @@ def install_in_hub_cache(checkpoint_dir, cache_dir, repo_id: str, revision_hash:
 # ----------------------------------------------------------------------------------------------------
 
 
-def oracle_model(checkpoint_dir):
+def oracle_model(checkpoint_dir, attn_implementation: str | None = None):
     """transformers' model for a checkpoint: float32, eval, the whole padded clip encoded at once.
 
     The hub generation_config sets audio_window_size=1 (frame-by-frame codec with a duplicated first
     chunk, spec 3.2); we remove it so step t simply sees frame t-1 of a one-shot encode.
+    `attn_implementation="eager"` is needed for `output_attentions=True` (transformers' default,
+    sdpa, returns no attention weights).
     """
     from transformers import KyutaiSpeechToTextForConditionalGeneration
 
-    model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(checkpoint_dir, dtype=torch.float32).eval()
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = KyutaiSpeechToTextForConditionalGeneration.from_pretrained(
+        checkpoint_dir, dtype=torch.float32, **extra).eval()
     if hasattr(model.generation_config, "audio_window_size"):
         delattr(model.generation_config, "audio_window_size")
     return model

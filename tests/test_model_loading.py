@@ -121,14 +121,16 @@ def test_auto_precision_loads_int4_where_int8_cannot_keep_up_and_remembers(tiny_
 
 @needs_int4
 def test_auto_precision_keeps_int8_where_it_keeps_up(tiny_ckpt, tmp_path, monkeypatch):
+    import core.generation
     from app.live_precision import CHOICE_FILE
 
     monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(core.generation, "KEEP_UP_SHARE", 1e6)  # a budget every step meets, however slow the runner
     stages = []
-    engine = _auto_load(tiny_ckpt, stages)  # the tiny model steps in milliseconds
+    engine = _auto_load(tiny_ckpt, stages)
     assert engine.model.quantization == "int8" and "int4" not in [s[0] for s in stages]
     [entry] = json.loads((tmp_path / CHOICE_FILE).read_text()).values()
-    assert entry["mode"] == "int8" and 0 < entry["int8_frame_ms"] < 64
+    assert entry["mode"] == "int8" and entry["int8_frame_ms"] > 0  # measured, and remembered
 
 
 def test_explicit_precision_is_never_second_guessed(tiny_ckpt, tmp_path, monkeypatch):

@@ -116,11 +116,27 @@ def test_cache_continuation_matches_full_forward(loaded):
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], dim=1), full, atol=1e-5, rtol=0)
 
 
-def test_attentions_are_returned_per_layer(loaded):
-    _, ours, _, _ = loaded("base")
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_forward_attention_weights_match(loaded, variant):
+    """Every layer's softmax(QK^T) of the teacher-forced forward, against transformers' eager attention.
+
+    Without a cache: with one, ours are laid out over the ring's slots (window + chunk - 1 of them),
+    not over the keys seen, so they have another shape than transformers'. Sequences stay within the
+    window, as in the logits check above (transformers' plain forward ignores it).
+    """
+    folder, ours, _, _ = loaded(variant)
+    theirs = oracle_model(folder, attn_implementation="eager")  # sdpa returns no weights
     cfg = ours.config
-    ids = torch.zeros(1, 5, 1 + cfg.num_codebooks, dtype=torch.long)
-    out = ours.model(input_ids=ids, output_attentions=True, use_cache=False)
-    assert len(out.attentions) == cfg.num_hidden_layers
-    assert out.attentions[0].shape == (1, cfg.num_attention_heads, 5, 5)
-    torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(1, cfg.num_attention_heads, 5))
+    torch.manual_seed(4)
+    seq = min(cfg.sliding_window, 24)
+    ids = torch.randint(0, cfg.codec_config.codebook_size, (2, seq, 1 + cfg.num_codebooks))
+    ids[..., 0] = torch.randint(0, cfg.vocab_size, (2, seq))
+    with torch.no_grad():
+        ref = theirs(input_ids=ids, output_attentions=True).attentions
+        out = ours(input_ids=ids, output_attentions=True, use_cache=False).attentions
+    assert len(ref) == len(out) == cfg.num_hidden_layers
+    for layer, (got, expected) in enumerate(zip(out, ref)):
+        assert got.shape == expected.shape == (2, cfg.num_attention_heads, seq, seq), layer
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0, msg=lambda m, layer=layer: f"layer {layer}: {m}")
+    # the weights are peaked (ATTENTION_GAIN), so a wrong mask, rotation or head mapping shows
+    assert all(w.amax(-1)[..., 1:].median() > 0.3 for w in ref)

@@ -1,14 +1,17 @@
 """StreamingTranscriber: any chunking gives offline tokens; batches, resets, bounded state."""
 
 import tracemalloc
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from core import AudioError, KyutaiSpeechToTextProcessor, StreamingTranscriber
+from core.generation import FrameStepper
 from core.words import WordSegmenter
 from tests.markers import needs_int4
+from tests.oracle import VARIANTS, oracle_generate
 from tests.signals import noise
 
 
@@ -41,20 +44,23 @@ def offline_tokens(stream: StreamingTranscriber, processor, clip) -> list[int]:
     return stream.model.generate(**processor(clip))[0].tolist()
 
 
-@pytest.mark.parametrize("variant", ["base", "gqa", "window", "deep_codec"])
-def test_random_chunking_equals_offline(engines, variant):
-    stream, processor = engines(variant)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_random_chunking_equals_transformers_generate(engines, tiny_oracle, variant):
+    """Streamed in random pushes (seeded), float32: the very ids transformers' generate gives the clip."""
+    stream, _ = engines(variant)
+    theirs, their_processor = tiny_oracle(variant)
     clip = noise(3.1, seed=11)
     stream.reset()
+    pushes = 0
     for chunk in random_chunks(clip, np.random.default_rng(4)):
         stream.push(chunk)
+        pushes += 1
     stream.flush()
-    assert stream.tokens[0] == offline_tokens(stream, processor, clip)
+    assert pushes > 20  # many pushes of odd sizes, not one
+    assert stream.tokens[0] == oracle_generate(None, [clip], theirs, their_processor)[0].tolist()
 
 
 def test_long_audio_past_every_window_equals_oracle(engines, tiny_checkpoint):
-    from tests.oracle import oracle_generate
-
     stream, processor = engines("window")
     cfg = stream.model.config
     clip = noise(12.0, seed=2)  # 150 frames: 25x the decoder window, 60x the codec window
@@ -233,7 +239,24 @@ def test_auto_quantization_is_int8_on_the_cpu(tiny_checkpoint):
     assert StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="none").model.quantization is None
 
 
-def test_timed_live_frames_attend_over_a_full_ring_and_leave_no_trace(engines):
+class StepClock:
+    """core.generation's clock, simulated: time passes only while FrameStepper.step runs, each call
+    taking the next of `step_s` seconds. Timings become facts of the test, not of the machine."""
+
+    def __init__(self, monkeypatch, *step_s: float):
+        self.now, self.step_s, self.calls = 0.0, step_s, 0
+        step = FrameStepper.step
+
+        def timed_step(stepper, frames):
+            self.now += self.step_s[self.calls % len(self.step_s)]
+            self.calls += 1
+            return step(stepper, frames)
+
+        monkeypatch.setattr(FrameStepper, "step", timed_step)
+        monkeypatch.setattr("core.generation.time", SimpleNamespace(perf_counter=lambda: self.now))
+
+
+def test_timed_live_frames_attend_over_a_full_ring_and_leave_no_trace(engines, monkeypatch):
     stream, processor = engines("window")  # a short window: the clip below outlasts it
     clip = noise(2.0, seed=47)
     expected = offline_tokens(stream, processor, clip)
@@ -247,11 +270,14 @@ def test_timed_live_frames_attend_over_a_full_ring_and_leave_no_trace(engines):
         return slots, positions, mask
 
     cache.advance = watched
+    # the untimed first frame takes 20 ms, the five timed ones 5, 1, 3, 2 and 10 ms
+    clock = StepClock(monkeypatch, 0.020, 0.005, 0.001, 0.003, 0.002, 0.010)
     try:
         seconds = stream.live_frame_seconds()
     finally:
         del cache.advance
-    assert 0 < seconds < 10
+    assert clock.calls == 6
+    assert seconds == pytest.approx(0.003)  # the median of the timed frames only (their mean: 4.2 ms)
     # start, one untimed frame, then five timed ones, each over a window's worth of slots
     assert seen[:2] == [1, 2] and seen[2:] == [cache.window] * 5
     assert 0 < stream.live_budget_s == pytest.approx(0.8 * 0.08)
