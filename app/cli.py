@@ -193,12 +193,13 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
             failed = True
     if not jobs:
         return 1
-    for path, _, _ in jobs:
-        _warn_if_truncated(path)
+    for path, _, duration_s in jobs:
+        _warn_if_truncated(path, duration_s)
 
     factory = transcriber_factory or load_transcriber
     runner = _FileJobs(args, jobs, render, extension)
-    with stop_on_signals(runner.stop, armed=lambda: runner.started):  # Ctrl-C: keep what is transcribed
+    with stop_on_signals(runner.stop, armed=lambda: runner.started,  # Ctrl-C: keep what is transcribed
+                         notice="stopping: writing the transcript so far (Ctrl-C again to stop at once)"):
         transcriber = _load_model(factory, model_options(args))  # once, for all files
         runner.started = True
         for group in plan_groups([duration for _, _, duration in jobs], max_batch):
@@ -213,9 +214,9 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
     return 1 if failed or runner.failed else 0
 
 
-def _warn_if_truncated(path: Path) -> None:
+def _warn_if_truncated(path: Path, held: float) -> None:
+    """Say so when a WAV holds less audio than its header promises (libsndfile reads what is there)."""
     promised = wav_promised_seconds(path)
-    held = audio_duration_s(path)
     if promised is not None and promised > held + 0.001:
         print(f"surtitle: warning: {str(path)!r}: its header promises {format_clock_ms(promised)} of audio but the "
               f"file holds {format_clock_ms(held)} (it was cut short); transcribing {format_clock_ms(held)}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -95,10 +96,11 @@ def format_clock(seconds: float) -> str:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event, armed: Callable[[], bool] = lambda: True) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event, armed: Callable[[], bool] = lambda: True,
+                    notice: str | None = None) -> Iterator[None]:
     """Ctrl-C and SIGTERM set `stop`, so the work ends cleanly and keeps what it has done; a second
     Ctrl-C interrupts at once (KeyboardInterrupt). Until `armed()` (while a model loads, say, with
-    nothing to keep yet) Ctrl-C interrupts at once too."""
+    nothing to keep yet) Ctrl-C interrupts at once too. `notice` is said as the first one arrives."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
@@ -108,6 +110,8 @@ def stop_on_signals(stop: threading.Event, armed: Callable[[], bool] = lambda: T
             raise KeyboardInterrupt
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C does not wait
+        if notice is not None:  # os.write: sys.stderr may be in the middle of a write of its own
+            os.write(2, f"{chr(10) if sys.stderr.isatty() else ''}surtitle: {notice}\n".encode())
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -8,6 +8,7 @@ goes through `write_output`. What it does depends on what the path is now:
   all of the new, never a part, and an existing file keeps its permissions;
 - a regular file with other hard links: rewritten in place, so every name sees the new text (a
   rename would detach this name from the others); so is a file whose folder we cannot write to;
+  a file we may not write (made read-only by its owner) is left alone, as a shell's `>` would;
 - a symbolic link: followed; its target is written by these same rules and the link stays a link;
 - a character device or a FIFO (/dev/null, a terminal, a pipe another program reads): written in
   place, never replaced by a file;
@@ -28,6 +29,10 @@ from pathlib import Path
 
 FIFO_READER_WAIT_S = 10.0  # how long a FIFO may wait for the program that is to read it
 _POLL_S = 0.1
+# What this OS offers: macOS has no posix_fallocate, Windows neither that nor owners or O_NOCTTY.
+_CAN_RESERVE = hasattr(os, "posix_fallocate")
+_HAS_OWNERS = os.name == "posix"
+_NOCTTY = getattr(os, "O_NOCTTY", 0)  # opening a terminal must not make it ours
 
 
 class OutputRefused(OSError):
@@ -63,9 +68,11 @@ def write_output(path: str | os.PathLike, text: str) -> None:
         return
     _refuse_unwritable(path, info)
     if stat.S_ISCHR(info.st_mode):
-        _write_stream(os.open(path, os.O_WRONLY | os.O_NOCTTY), data)
+        _write_stream(os.open(path, os.O_WRONLY | _NOCTTY), data)
     elif stat.S_ISFIFO(info.st_mode):
         _write_stream(_open_fifo(path), data)
+    elif not os.access(path, os.W_OK):  # a file its owner made read-only is not ours to replace
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
     elif info.st_nlink > 1:
         _rewrite_in_place(path, data)
     else:
@@ -125,6 +132,8 @@ def _replace_atomically(target: Path, data: bytes, old: os.stat_result | None) -
 
 def _take_ownership_of(fd: int, old: os.stat_result) -> None:
     """Give the new file the old one's owner (where this process may) and exactly its mode."""
+    if not _HAS_OWNERS:
+        return  # Windows: a new file takes its folder's permissions
     if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
         with contextlib.suppress(PermissionError):  # only root may give a file away
             os.fchown(fd, old.st_uid, old.st_gid)
@@ -137,10 +146,10 @@ def _rewrite_in_place(target: Path, data: bytes) -> None:
     The room the longer text needs is reserved first, so a full disk fails before a byte changes;
     then the text goes over the old from the start and the file is cut to its length.
     """
-    fd = os.open(target, os.O_WRONLY | os.O_NOCTTY)
+    fd = os.open(target, os.O_WRONLY | _NOCTTY)
     try:
         old_size = os.fstat(fd).st_size
-        if len(data) > old_size:
+        if len(data) > old_size and _CAN_RESERVE:
             try:
                 os.posix_fallocate(fd, old_size, len(data) - old_size)
             except OSError as exc:

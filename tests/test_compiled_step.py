@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,13 +13,14 @@ import torch._inductor.config as inductor_config
 from torch._dynamo.utils import counters
 
 from core import KyutaiSpeechToTextProcessor
-from core import compiled_step, generation, native
+from core import compiled_step, native
 from core.compiled_step import compiler_found
 from core.generation import FrameStepper
 from core.mimi import Codebook
 from core.streaming import StreamingTranscriber
 from tests.markers import needs_int4
 from tests.signals import noise
+from tests.step_clock import StepClock
 
 pytestmark = pytest.mark.skipif(not compiler_found(), reason="torch.compile needs a C++ compiler (g++)")
 
@@ -63,23 +63,6 @@ def test_compiled_float32_stream_equals_eager_and_offline(tiny_checkpoint, fresh
 def stepper_tokens(stepper: FrameStepper, clip: np.ndarray) -> list[int]:
     frames = torch.from_numpy(clip[: len(clip) // FRAME * FRAME])[None]
     return [int(stepper.start()[0])] + stepper.step(frames)[0].tolist()
-
-
-class StepClock:
-    """core.generation's clock, simulated: time passes only while FrameStepper.step runs, each call
-    taking the next of `step_s` seconds. Whether a step keeps up becomes a fact of the test."""
-
-    def __init__(self, monkeypatch, *step_s: float):
-        self.now, self.step_s, self.calls = 0.0, step_s, 0
-        step = FrameStepper.step
-
-        def timed_step(stepper, frames):
-            self.now += self.step_s[self.calls % len(self.step_s)]
-            self.calls += 1
-            return step(stepper, frames)
-
-        monkeypatch.setattr(FrameStepper, "step", timed_step)
-        monkeypatch.setattr(generation, "time", SimpleNamespace(perf_counter=lambda: self.now))
 
 
 def test_auto_compiles_only_a_step_that_would_fall_behind(tiny_checkpoint, fresh_dynamo, monkeypatch):

@@ -54,6 +54,18 @@ def test_overwriting_keeps_the_files_owner(tmp_path):
     assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
 
 
+def test_a_file_made_read_only_is_left_alone(tmp_path, monkeypatch):
+    path = tmp_path / "keep.txt"
+    path.write_text("the owner's")
+    path.chmod(0o444)
+    if os.getuid() == 0:  # root may write anything: answer as the kernel answers its owner
+        monkeypatch.setattr(output_file.os, "access", lambda p, mode: not mode & os.W_OK or
+                            bool(os.stat(p).st_mode & stat.S_IWUSR))
+    with pytest.raises(PermissionError):
+        write_output(path, "new")
+    assert path.read_text() == "the owner's" and os.listdir(tmp_path) == ["keep.txt"]
+
+
 def test_a_symlink_is_followed_and_stays_a_link(tmp_path):
     real = tmp_path / "real.txt"
     real.write_text("old")

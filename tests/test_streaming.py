@@ -1,18 +1,17 @@
 """StreamingTranscriber: any chunking gives offline tokens; batches, resets, bounded state."""
 
 import tracemalloc
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from core import AudioError, KyutaiSpeechToTextProcessor, StreamingTranscriber
-from core.generation import FrameStepper
 from core.words import WordSegmenter
 from tests.markers import needs_int4
 from tests.oracle import VARIANTS, oracle_generate
 from tests.signals import noise
+from tests.step_clock import StepClock
 
 
 def random_chunks(audio: np.ndarray, rng: np.random.Generator):
@@ -237,23 +236,6 @@ def test_auto_quantization_is_int8_on_the_cpu(tiny_checkpoint):
     stream = StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="auto")
     assert stream.model.quantization == "int8"
     assert StreamingTranscriber.from_pretrained(tiny_checkpoint("base"), quantize="none").model.quantization is None
-
-
-class StepClock:
-    """core.generation's clock, simulated: time passes only while FrameStepper.step runs, each call
-    taking the next of `step_s` seconds. Timings become facts of the test, not of the machine."""
-
-    def __init__(self, monkeypatch, *step_s: float):
-        self.now, self.step_s, self.calls = 0.0, step_s, 0
-        step = FrameStepper.step
-
-        def timed_step(stepper, frames):
-            self.now += self.step_s[self.calls % len(self.step_s)]
-            self.calls += 1
-            return step(stepper, frames)
-
-        monkeypatch.setattr(FrameStepper, "step", timed_step)
-        monkeypatch.setattr("core.generation.time", SimpleNamespace(perf_counter=lambda: self.now))
 
 
 def test_timed_live_frames_attend_over_a_full_ring_and_leave_no_trace(engines, monkeypatch):

@@ -18,7 +18,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.gui.messages import as_sentence, describe
+from app.gui.messages import describe
 from app.paths import APP_NAME, user_data_dir
 
 log = logging.getLogger("app.gui")
@@ -74,7 +74,7 @@ def open_journal():
         return Journal(), ""
     except Exception as exc:  # the app still captions; it just cannot keep sessions
         log.exception("could not open the journal for writing")
-        problem = as_sentence(describe(exc).text)
+        problem = describe(exc).text.rstrip(".") + "."  # follows "Sessions will not be saved: "
     try:
         return Journal(access=Access.READ), f"{problem} Past sessions can still be read in History."
     except Exception:
