@@ -66,7 +66,8 @@ class SessionAudio:
             self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, format="WAV",
                                       subtype="PCM_16")
         except (OSError, sf.SoundFileError, RuntimeError) as exc:
-            raise SessionAudioError(f"cannot create the session audio file {str(self.path)!r}: {_reason(exc)}") from exc
+            raise SessionAudioError(f"cannot create the session audio file {str(self.path)!r}: "
+                                    f"{_reason(exc, self.path)}") from exc
 
     def write(self, pcm: np.ndarray) -> None:
         """Append int16 samples (see to_pcm16); flushes to disk about once a second."""
@@ -78,7 +79,8 @@ class SessionAudio:
                 self._last_flush = self._clock()
         except (OSError, sf.SoundFileError, RuntimeError, AssertionError) as exc:
             # soundfile asserts that every frame was written; a full disk writes fewer
-            raise SessionAudioError(f"cannot write the session audio file {str(self.path)!r}: {_reason(exc)}") from exc
+            raise SessionAudioError(f"cannot write the session audio file {str(self.path)!r}: "
+                                    f"{_reason(exc, self.path)}") from exc
 
     def write_silence(self, n: int) -> None:
         """Keep the file's timeline whole over audio that never arrived (dropped by an overflow)."""
@@ -131,8 +133,18 @@ def repair(path: str | os.PathLike) -> int:
         raise SessionAudioError(f"cannot repair the session audio file {str(path)!r}: {_reason(exc)}") from exc
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, path: Path | None = None) -> str:
+    # libsndfile says "System error" whatever the system said; a full disk is the usual one mid-session
+    if path is not None and _disk_full(path):
+        return "the disk is full; free some space"
     reason = getattr(exc, "strerror", None) or getattr(exc, "error_string", None) or str(exc).strip()
     if not reason and isinstance(exc, AssertionError):
         return "not every sample could be written (is the disk full?)"
     return reason.splitlines()[0] if reason else type(exc).__name__
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except (OSError, AttributeError):  # no such folder; or Windows, which has no statvfs
+        return False

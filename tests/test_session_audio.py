@@ -1,5 +1,6 @@
 """Session audio: exact 16-bit round trip, readable after kill -9, repairable for every tool."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from app.session_audio import SessionAudio, SessionAudioError, pcm16_to_float, repair, to_pcm16
+from tests.disks import small_disk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,3 +94,15 @@ def test_write_failures_are_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(info.value)
     with pytest.raises(SessionAudioError, match="cannot create"):
         SessionAudio(tmp_path / "s.wav" / "below-a-file.wav")
+
+
+def test_a_full_disk_is_called_a_full_disk(tmp_path):
+    # libsndfile reports "System error" for every failed write; the user needs to hear why
+    with small_disk(tmp_path / "disk", size="64k") as disk:
+        audio = SessionAudio(disk / "session.wav")
+        with pytest.raises(SessionAudioError) as raised:
+            for _ in range(10):  # 10 s of audio: 480 kB, far more than the disk holds
+                audio.write(np.zeros(24_000, np.int16))
+        assert "the disk is full" in str(raised.value) and "System error" not in str(raised.value)
+        with contextlib.suppress(SessionAudioError):
+            audio.close()
