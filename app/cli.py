@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ import numpy as np
 
 from app.audio_file import audio_duration_s, iter_audio_blocks
 from app.cli_common import (ModelOptions, UsageError, add_model_options, error, first_line, format_clock_ms,
-                            model_options, stop_on_signals)
+                            model_options, notify, stop_on_signals)
 from app.cli_output import deliver, format_from_extension, plan_outputs
 from app.export import FORMATS, Incomplete, to_txt
 from app.file_batches import FileTranscript, plan_groups, transcribe_together
@@ -198,8 +199,7 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
 
     factory = transcriber_factory or load_transcriber
     runner = _FileJobs(args, jobs, render, extension)
-    with stop_on_signals(runner.stop, armed=lambda: runner.started,  # Ctrl-C: keep what is transcribed
-                         notice="stopping: writing the transcript so far (Ctrl-C again to stop at once)"):
+    with stop_on_signals(runner.stop, armed=lambda: runner.started, on_stop=runner.stopping):
         transcriber = _load_model(factory, model_options(args))  # once, for all files
         runner.started = True
         for group in plan_groups([duration for _, _, duration in jobs], max_batch):
@@ -210,7 +210,7 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
             else:
                 runner.together(transcriber, group)
     if runner.stop.is_set():
-        return 130
+        return 128 + runner.signum  # as a shell reports a command its signal ended
     return 1 if failed or runner.failed else 0
 
 
@@ -233,6 +233,12 @@ class _FileJobs:
         self.failed = False
         self.started = False  # the model is loaded: from now on Ctrl-C keeps what is transcribed
         self.stop = threading.Event()
+        self.signum = signal.SIGINT  # what set `stop`: a second Ctrl-C sets it without a handler
+
+    def stopping(self, signum: int) -> None:
+        """Ctrl-C or SIGTERM arrived (in the signal handler): say what happens now."""
+        self.signum = signum
+        notify("stopping: writing the transcript so far (Ctrl-C again to stop at once)")
 
     def alone(self, transcriber: Transcriber, index: int) -> None:
         path, _, duration_s = self.jobs[index]
@@ -311,7 +317,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _txt_with_timestamps(words: Sequence[Word], meta: Mapping[str, object], incomplete: Incomplete | None = None) -> str:
+def _txt_with_timestamps(words: Sequence[Word], meta: Mapping[str, object],
+                         incomplete: Incomplete | None = None) -> str:
     return to_txt(words, timestamps=True, incomplete=incomplete)
 
 
@@ -335,21 +342,25 @@ def transcribe_file(transcriber: Transcriber, path: Path, show_progress: bool = 
         total=audio_duration_s(path), desc=path.name, file=sys.stderr, disable=not show_progress,
         bar_format=_BAR_FORMAT,
     ) as bar:
+        interrupted = False
         try:
             for block in iter_audio_blocks(path, block_s=BLOCK_S, sample_rate=rate):
                 words.extend(transcriber.push(block))
                 samples += len(block)
                 _advance(bar, len(block) / rate)
                 if stop is not None and stop.is_set():
+                    interrupted = True
                     break
         except AudioError as exc:
             if samples == 0:
                 raise
             failure = exc
         except KeyboardInterrupt:
-            return FileTranscript(words, words[-1].end if words else 0.0, interrupted=True)
-        words.extend(transcriber.flush())
-        interrupted = stop is not None and stop.is_set()
+            return FileTranscript.cut_short(words)
+        try:
+            words.extend(transcriber.flush())
+        except KeyboardInterrupt:  # a second Ctrl-C while the last words came out
+            return FileTranscript.cut_short(words)
         if failure is None and not interrupted:
             bar.update(bar.total - bar.n)  # and may fall a little short of it: end the bar full
     return FileTranscript(words, samples / rate, failure, interrupted)

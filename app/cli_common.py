@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -83,6 +84,14 @@ def error(message: str, exc: BaseException | None = None) -> None:
     print(f"surtitle: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
+def printable(text: str) -> str:
+    """Text as one terminal line: line breaks and tabs become spaces, and other control characters
+    (an escape sequence in a title or a file name could clear the screen or retitle the terminal)
+    are shown as escapes instead of being obeyed."""
+    return "".join(c if c.isprintable() else " " if c in "\n\r\t\v\f" else c.encode("unicode_escape").decode()
+                   for c in text)
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -97,10 +106,11 @@ def format_clock(seconds: float) -> str:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event, armed: Callable[[], bool] = lambda: True,
-                    notice: str | None = None) -> Iterator[None]:
+                    on_stop: Callable[[int], None] = lambda signum: None) -> Iterator[None]:
     """Ctrl-C and SIGTERM set `stop`, so the work ends cleanly and keeps what it has done; a second
     Ctrl-C interrupts at once (KeyboardInterrupt). Until `armed()` (while a model loads, say, with
-    nothing to keep yet) Ctrl-C interrupts at once too. `notice` is said as the first one arrives."""
+    nothing to keep yet) Ctrl-C interrupts at once too. `on_stop(signum)` runs as `stop` is set, in
+    the signal handler: it must not write through sys.stderr, which may be mid-write (see `notify`)."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
@@ -110,8 +120,7 @@ def stop_on_signals(stop: threading.Event, armed: Callable[[], bool] = lambda: T
             raise KeyboardInterrupt
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C does not wait
-        if notice is not None:  # os.write: sys.stderr may be in the middle of a write of its own
-            os.write(2, f"{chr(10) if sys.stderr.isatty() else ''}surtitle: {notice}\n".encode())
+        on_stop(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -128,3 +137,10 @@ def format_clock_ms(seconds: float) -> str:
     minutes, ms = divmod(ms, 60_000)
     clock = f"{minutes}:{ms / 1000:06.3f}"
     return f"{hours}:{minutes:02d}:{ms / 1000:06.3f}" if hours else clock
+
+
+def notify(line: str) -> None:
+    """`surtitle: <line>` on stderr from a signal handler: straight to the descriptor, since the
+    interrupted code may be inside a write to sys.stderr (a progress bar), on a line of its own."""
+    with contextlib.suppress(OSError, ValueError):  # stderr closed: nobody to tell
+        os.write(2, f"{chr(10) if sys.stderr.isatty() else ''}surtitle: {line}\n".encode())

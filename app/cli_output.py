@@ -8,16 +8,18 @@ line says where. A transcript that stops early says so in its text and in that l
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from app.cli_common import UsageError, error
+from app.cli_common import UsageError, error, printable
 from app.export import FORMATS
-from app.output_file import OutputRefused, check_output, is_stdout, write_output, write_text_atomic
+from app.output_file import OutputRefused, check_output, is_stdout, write_output
 
 
 def format_from_extension(output: str | None) -> str | None:
@@ -27,19 +29,21 @@ def format_from_extension(output: str | None) -> str | None:
     return next((name for name, f in FORMATS.items() if f.extension == suffix), None)
 
 
-def output_target(output: str | None) -> Path | None:
-    """One transcript's destination: None for stdout (no -o, '-', or a name for stdout itself)."""
+def output_target(output: str | None, keep: Sequence[Path] = ()) -> Path | None:
+    """One transcript's destination: None for stdout (no -o, '-', or a name for stdout itself).
+    Raises UsageError if it must not be written: a folder, a disk, or one of the files in `keep`
+    (the inputs, the journal) under any name."""
     if output is None or output == "-" or is_stdout(output):
         return None
     target = Path(output)
-    _check(target)
+    _check(target, keep)
     return target
 
 
 def plan_outputs(files: list[Path], output: str | None, extension: str) -> list[Path | None]:
     """One destination per input file; None means stdout. Raises UsageError for impossible plans."""
     if len(files) == 1 and (output is None or not _names_folder(output)):
-        return [output_target(output)]
+        return [output_target(output, keep=files)]
     if output == "-":
         raise UsageError("-o - (stdout) takes one input file; give a folder to -o for several")
     if output is None:
@@ -53,17 +57,14 @@ def plan_outputs(files: list[Path], output: str | None, extension: str) -> list[
         except OSError:
             pass  # each write will then fail and fall back, which keeps and reports the transcripts
         targets = [out / (f.stem + extension) for f in files]
-    inputs = {f.resolve() for f in files}
     seen: dict[Path, Path] = {}
     for source, target in zip(files, targets):
         key = target.resolve()
-        if key in inputs:
-            raise UsageError(f"the transcript of {str(source)!r} would overwrite the input {str(target)!r}")
         if key in seen:
             both = f"{str(seen[key])!r} and {str(source)!r}"
             raise UsageError(f"{both} would both be written to {str(target)!r}; rename one of them")
         seen[key] = source
-        _check(target)
+        _check(target, files)
     return targets
 
 
@@ -71,7 +72,12 @@ def _names_folder(output: str) -> bool:
     return Path(output).is_dir() or output.endswith(("/", os.sep))
 
 
-def _check(target: Path) -> None:
+def _check(target: Path, keep: Sequence[Path]) -> None:
+    for kept in keep:  # by identity: a link or another name of the same file is the same file
+        with contextlib.suppress(OSError):  # one of the two does not exist: not the same file
+            if os.path.samefile(target, kept):
+                raise UsageError(f"writing to {str(target)!r} would overwrite {str(kept)!r}, which "
+                                 "it is made from; choose another -o")
     try:
         check_output(target)
     except OutputRefused as exc:
@@ -82,35 +88,38 @@ def deliver(text: str, target: Path | None, source: Path, extension: str, proble
     """Write a transcript to `target` (None: stdout); if that fails, save a rescue copy so it is not lost.
 
     `problem` says why the transcript is incomplete (a decode error, Ctrl-C): the one line that
-    reports the write then reports it too, as an error. True when a complete transcript is where
-    it was asked to be.
+    reports the write then reports it too, as an error, and an incomplete transcript does not
+    replace a file already there (an earlier, complete one): it goes beside it. True when a complete
+    transcript is where it was asked to be.
     """
-    where = "stdout" if target is None else repr(str(target))
     what = "the transcript" if problem is None else "the transcript so far"
+    if problem is not None and target is not None and _holds_a_file(target):
+        target = _beside(target, source, extension)
+    where = "stdout" if target is None else repr(str(target))
     try:
         if target is None:
             write_stdout(text)
         else:
             write_output(target, text)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         printed = target is not None and _try_stdout(text)
         saved = _save_rescue(text, source, extension)
         kept = ["printed to stdout"] if printed else []
         kept.append(f"saved to {str(saved)!r}" if saved else "could not be saved anywhere else either")
-        reason = exc.strerror or str(exc)
-        message = f"cannot write {what} to {where} ({reason}); it was {' and '.join(kept)}"
+        message = f"cannot write {what} to {where} ({_reason(exc)}); it was {' and '.join(kept)}"
         error(message if problem is None else f"{problem}; {message}")
         return False
     if problem is not None:
         error(f"{problem}; {what} was written to {where}, marked as incomplete")
         return False
     if target is not None:
-        print(f"surtitle: wrote {target}", file=sys.stderr)
+        print(f"surtitle: wrote {printable(str(target))}", file=sys.stderr)
     return True
 
 
 def write_stdout(text: str) -> None:
-    """Print a transcript; raises OSError if stdout takes it not (closed, a full disk, a gone reader)."""
+    """Print a transcript; raises OSError if stdout takes it not (closed, a full disk, a gone reader),
+    UnicodeEncodeError if its encoding cannot hold the text."""
     stream = sys.stdout
     if stream is None:  # started with stdout closed
         raise OSError(errno.EBADF, "stdout is closed")
@@ -122,10 +131,16 @@ def write_stdout(text: str) -> None:
         raise
 
 
+def _reason(exc: OSError | UnicodeError) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return f"its encoding, {exc.encoding}, cannot hold {exc.object[exc.start:exc.end]!r}"
+    return exc.strerror or str(exc)
+
+
 def _try_stdout(text: str) -> bool:
     try:
         write_stdout(text)
-    except OSError:
+    except (OSError, UnicodeError):
         return False
     return True
 
@@ -135,7 +150,7 @@ def _silence_stdout() -> None:
     again with a message of its own after ours."""
     try:
         fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # a stand-in stream (tests): nothing to flush at exit
+    except (OSError, ValueError):  # io.UnsupportedOperation: a stream with no descriptor to redirect
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -144,18 +159,36 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def _holds_a_file(target: Path) -> bool:
+    try:
+        return target.stat().st_size > 0 and target.is_file()
+    except OSError:
+        return False
+
+
+def _beside(target: Path, source: Path, extension: str) -> Path:
+    """A new name next to `target` for an incomplete transcript, so that it replaces nothing."""
+    name = f"{target.stem[:100]}-incomplete-{time.strftime('%Y%m%d-%H%M%S')}{target.suffix or extension}"
+    return target.with_name(name)
+
+
+_RESCUE_STEM_CHARS = 100  # room for the prefix and the time within any file system's name limit
+
+
 def _save_rescue(text: str, source: Path, extension: str) -> Path | None:
     """A new file `surtitle-<input>-<time>.<ext>` in the current folder, else the temporary folder."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
-        candidate = folder / f"surtitle-{source.stem}-{stamp}{extension}"
-        n = 1
-        while candidate.exists():  # never overwrite an earlier rescue
-            n += 1
-            candidate = folder / f"surtitle-{source.stem}-{stamp}-{n}{extension}"
-        try:
-            write_text_atomic(candidate, text)
-            return candidate
-        except OSError:
-            continue
+    stem = f"surtitle-{source.stem[:_RESCUE_STEM_CHARS]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for folder in (Path.cwd, lambda: Path(tempfile.gettempdir())):
+        for n in range(1, 100):
+            try:
+                candidate = folder() / (f"{stem}{extension}" if n == 1 else f"{stem}-{n}{extension}")
+                with open(candidate, "x", encoding="utf-8", newline="") as f:  # "x": never over an earlier rescue
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                return candidate
+            except FileExistsError:
+                continue
+            except OSError:  # this folder will not do (gone, read-only, full): the next one
+                break
     return None

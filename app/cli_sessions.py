@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli_common import format_clock
+from app.cli_common import format_clock, printable
 from app.cli_output import deliver, format_from_extension, output_target
 from app.export import FORMATS, to_txt
 from app.journal import Access, Journal, SessionInfo
@@ -54,26 +54,20 @@ def run_sessions(args: argparse.Namespace, transcriber_factory) -> int:
 def run_export(args: argparse.Namespace, transcriber_factory) -> int:
     fmt = args.format or format_from_extension(args.output) or "txt"
     extension, render = FORMATS[fmt]
-    target = output_target(args.output)  # a path that must not be written is refused before reading
     journal = Journal(access=Access.READ)
     try:
         info = journal.session(args.session)
         words = journal.words(info.id)
     finally:
         journal.close()
+    # never over what the transcript comes from: the journal (and its WAL files) or the session's audio
+    sources = [journal.path.with_name(journal.path.name + tail) for tail in ("", "-wal", "-shm")]
+    target = output_target(args.output, keep=sources + ([info.audio_path] if info.audio_path else []))
     if args.timestamps and fmt == "txt":
         text = to_txt(words, timestamps=True)
     else:
         text = render(words, session_meta(info))
     return 0 if deliver(text, target, Path(f"session-{info.id}"), extension) else 1
-
-
-def printable(text: str) -> str:
-    """Text as one terminal line: line breaks and tabs become spaces, and other control characters
-    (an escape sequence in a title could clear the screen or retitle the terminal) are shown as
-    escapes instead of being obeyed."""
-    return "".join(c if c.isprintable() else " " if c in "\n\r\t\v\f" else c.encode("unicode_escape").decode()
-                   for c in text)
 
 
 def session_meta(info: SessionInfo) -> dict[str, object]:

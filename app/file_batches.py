@@ -57,9 +57,11 @@ class FileTranscript:
     error: SurtitleError | None = None  # the file could not be read past `seconds`
     interrupted: bool = False  # Ctrl-C stopped it at `seconds`
 
-    @property
-    def complete(self) -> bool:
-        return self.error is None and not self.interrupted
+    @classmethod
+    def cut_short(cls, words: list[Word]) -> "FileTranscript":
+        """Stopped at once (a second Ctrl-C), with no flush: the words final so far, which cover
+        the audio up to the last one's end (audio pushed after it may hold words not yet final)."""
+        return cls(words, words[-1].end if words else 0.0, interrupted=True)
 
 
 @dataclass
@@ -116,13 +118,12 @@ def transcribe_together(
                 file = files[update.slot]
                 file.words.extend(update.words)
                 if update.finished:
-                    del files[update.slot]
                     on_done(file.index, file.result(rate))
+                    del files[update.slot]  # only once delivered: an interrupt meanwhile still hands it on
     except KeyboardInterrupt:  # stop now: the words so far, without the flush a step would need
         for slot, file in files.items():
             pool.close(slot)
-            file.interrupted = True
-            on_done(file.index, file.result(rate))
+            on_done(file.index, FileTranscript.cut_short(file.words))
 
 
 def _refill(pool: Any, slot: int, file: _File) -> None:

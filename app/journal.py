@@ -135,20 +135,23 @@ class Journal:
         """A connection that writes nothing. No file yet reads as an empty journal; a file that cannot
         share its WAL index (a read-only folder or disk) is read as it is on disk, which holds every
         commit once its writer has closed."""
-        self.wal = False
         if not self.path.exists():
+            self.wal = False
             return self._empty_journal()
-        uri = f"file:{quote(str(self.path.resolve()))}"
+        uri = f"file:{quote(os.fsencode(self.path.resolve()))}"
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCK_WAIT_S, isolation_level=None,
                                check_same_thread=False)
         try:
             version = self._checked_version(conn)
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             conn.close()
-            if _has_pending_wal(self.path):
+            # The WAL index could not be made (a read-only folder or disk, a full disk): where no
+            # commit waits in the WAL, the file alone is the whole journal. Not so under a lock.
+            if _held_by_another(exc) or _has_pending_wal(self.path):
                 raise
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
             version = self._checked_version(conn)
+        self.wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         if version < SCHEMA_VERSION:  # created, never written: nothing to read in it
             conn.close()
             return self._empty_journal()
@@ -404,6 +407,11 @@ def _check_times(what: str, start: float, end: float) -> None:
     if not (_finite(start) and _finite(end)):
         raise ValueError(f"{what} has a time that is not a finite number ({start!r} to {end!r}); "
                          "the journal keeps only real times")
+
+
+def _held_by_another(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _has_pending_wal(path: Path) -> bool:

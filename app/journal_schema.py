@@ -118,7 +118,8 @@ def explain(exc: sqlite3.Error, path: Path | None = None) -> str:
     """An SQLite error as the reason a person can act on; `path`, the journal, lets it tell a
     read-only disk from a missing folder."""
     text = str(exc).lower()
-    if path is not None and _on_read_only_disk(path):
+    cannot_write = "readonly" in text or "read-only" in text or "unable to open" in text
+    if cannot_write and path is not None and _on_read_only_disk(path):
         return "the disk it is on is read-only"
     if "full" in text:
         return "the disk is full; free some space"

@@ -10,8 +10,9 @@ goes through `write_output`. What it does depends on what the path is now:
   rename would detach this name from the others); so is a file whose folder we cannot write to;
   a file we may not write (made read-only by its owner) is left alone, as a shell's `>` would;
 - a symbolic link: followed; its target is written by these same rules and the link stays a link;
+- a file owned by someone else (where we are not root): rewritten in place, so it keeps its owner;
 - a character device or a FIFO (/dev/null, a terminal, a pipe another program reads): written in
-  place, never replaced by a file;
+  place, never replaced by a file; stderr under any name is written through stderr;
 - a folder, a block device (a disk) or a socket: refused, with the reason as an OSError.
 
 `write_text_atomic` is the plain atomic write, for the files Surtitle owns (its settings, rescues).
@@ -23,16 +24,17 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 import time
 import uuid
 from pathlib import Path
 
 FIFO_READER_WAIT_S = 10.0  # how long a FIFO may wait for the program that is to read it
 _POLL_S = 0.1
-# What this OS offers: macOS has no posix_fallocate, Windows neither that nor owners or O_NOCTTY.
-_CAN_RESERVE = hasattr(os, "posix_fallocate")
+# What this OS offers: posix_fallocate on Linux only (not macOS), owners and O_NOCTTY on POSIX.
+_CAN_RESERVE = sys.platform.startswith("linux")
 _HAS_OWNERS = os.name == "posix"
-_NOCTTY = getattr(os, "O_NOCTTY", 0)  # opening a terminal must not make it ours
+_NOCTTY = os.O_NOCTTY if _HAS_OWNERS else 0  # opening a terminal must not make it our controlling one
 
 
 class OutputRefused(OSError):
@@ -51,10 +53,23 @@ def check_output(path: str | os.PathLike) -> None:
 def is_stdout(path: str | os.PathLike) -> bool:
     """Whether `path` is this process's standard output (/dev/stdout, /proc/self/fd/1, the very
     file or terminal stdout goes to): written through stdout, where the shell placed it."""
+    return _standard_stream(path) == 1
+
+
+def _standard_stream(path: str | os.PathLike) -> int | None:
+    """1 or 2 when `path` is what stdout or stderr already writes to, else None. Opened anew, a file
+    the shell redirected a stream to would be written from its start, over what is there."""
     try:
-        return os.path.samestat(os.stat(path), os.fstat(1))
+        info = os.stat(path)
     except OSError:
-        return False
+        return None
+    for fd in (1, 2):
+        try:
+            if os.path.samestat(info, os.fstat(fd)):
+                return fd
+        except OSError:  # that stream is closed
+            continue
+    return None
 
 
 def write_output(path: str | os.PathLike, text: str) -> None:
@@ -67,14 +82,16 @@ def write_output(path: str | os.PathLike, text: str) -> None:
         _replace_atomically(_final_target(path), data, None)
         return
     _refuse_unwritable(path, info)
-    if stat.S_ISCHR(info.st_mode):
+    if _standard_stream(path) == 2:  # /dev/stderr and the like: where stderr already writes
+        _write_all(2, data)
+    elif stat.S_ISCHR(info.st_mode):
         _write_stream(os.open(path, os.O_WRONLY | _NOCTTY), data)
     elif stat.S_ISFIFO(info.st_mode):
         _write_stream(_open_fifo(path), data)
     elif not os.access(path, os.W_OK):  # a file its owner made read-only is not ours to replace
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
-    elif info.st_nlink > 1:
-        _rewrite_in_place(path, data)
+    elif info.st_nlink > 1 or not _may_give_away(info):
+        _rewrite_in_place(path, data)  # a new file could not have the others' content, or this owner
     else:
         target = _final_target(path)
         try:
@@ -111,10 +128,16 @@ def _refuse_unwritable(path: Path, info: os.stat_result) -> None:
         raise OutputRefused(errno.EINVAL, "it is a socket, not a file", str(path))
 
 
+def _may_give_away(info: os.stat_result) -> bool:
+    """Whether a new file can be given this one's owner and group: ours already, or we are root."""
+    return not _HAS_OWNERS or os.geteuid() == 0 or (info.st_uid, info.st_gid) == (os.geteuid(), os.getegid())
+
+
 def _replace_atomically(target: Path, data: bytes, old: os.stat_result | None) -> None:
     # The temporary file sits in the same folder: os.replace is only atomic within one file system.
+    # A short name of its own: the target's name may already be as long as the file system allows.
     # Mode 0o666 lets the umask apply to a new file, as for a plain open().
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temp = target.with_name(f".surtitle-{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(fd, "wb") as f:
@@ -131,20 +154,21 @@ def _replace_atomically(target: Path, data: bytes, old: os.stat_result | None) -
 
 
 def _take_ownership_of(fd: int, old: os.stat_result) -> None:
-    """Give the new file the old one's owner (where this process may) and exactly its mode."""
+    """Give the new file the old one's owner and exactly its mode (`_may_give_away` said we may)."""
     if not _HAS_OWNERS:
         return  # Windows: a new file takes its folder's permissions
-    if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
-        with contextlib.suppress(PermissionError):  # only root may give a file away
-            os.fchown(fd, old.st_uid, old.st_gid)
+    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        os.fchown(fd, old.st_uid, old.st_gid)
     os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after chown, which clears set-id bits
 
 
 def _rewrite_in_place(target: Path, data: bytes) -> None:
     """Overwrite the file's own inode: its links, mode and owner stay as they are.
 
-    The room the longer text needs is reserved first, so a full disk fails before a byte changes;
-    then the text goes over the old from the start and the file is cut to its length.
+    Where the OS can (Linux), the room the longer text needs is reserved first, so a full disk
+    fails before a byte changes; then the text goes over the old from the start and the file is cut
+    to its length. A failure part-way (a copy-on-write file system may still run out of room) leaves
+    the file part new, part old; the caller then saves the whole text elsewhere.
     """
     fd = os.open(target, os.O_WRONLY | _NOCTTY)
     try:
@@ -187,8 +211,12 @@ def _open_fifo(path: Path) -> int:
 def _write_stream(fd: int, data: bytes) -> None:
     """Write all of `data` to a device or FIFO, closing it whatever happens."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -6,8 +6,9 @@ listener calls into signals; `surtitle live` runs it in the terminal. Nothing he
     pipeline = LivePipeline(PipelineOptions(model="kyutai/stt-1b-en_fr-trfs"), listener)
     pipeline.run(stop_event)        # blocks; returns the session id once stop_event is set
 
-`run` opens the input device at its own rate (first: a missing microphone is said at once, not after
-the model has loaded), loads the model if `load` was not called, starts a journal session, then loops: read the ring (waking at least every 0.1 s to look at stop, pause and
+`run` opens the input device at its own rate (first: a missing microphone is said at once, not
+after the model has loaded), loads the model if `load` was not called, starts a journal session,
+then loops: read the ring (waking at least every 0.1 s to look at stop, pause and
 the device), hand the samples to the SessionRecorder (resample, save, transcribe, journal), commit
 the journal when due, report status about twice a second. On stop it transcribes what the ring
 still holds, flushes the engine so the last words are kept, and ends the session. How samples
@@ -279,7 +280,7 @@ class LivePipeline:
                 outage.said_at = now
                 waiting = len(self.journal.unsaved_words(self.session_id))
                 self._notify("on_error", f"{exc} (still failing: {outage.failures} tries in "
-                                         f"{format_duration(now - outage.since)}; {waiting} words wait in memory)")
+                                         f"{_spoken(now - outage.since)}; {waiting} words wait in memory)")
             return
         if self._journal_outage is not None and not self.journal.unsaved_words(self.session_id):
             self._journal_outage = None  # everything is on disk again
@@ -317,7 +318,7 @@ class _Outage:
     failures: int = 1
 
 
-def format_duration(seconds: float) -> str:
+def _spoken(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes else f"{round(seconds)} s"
 

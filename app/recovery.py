@@ -16,7 +16,10 @@ log = logging.getLogger(__name__)
 
 
 def recover_unfinished(journal: Journal) -> list[SessionInfo]:
-    """Recover every session whose recording process is gone; returns them as they are now."""
+    """Recover every session whose recording process is gone; returns them as they are now. A
+    journal open for reading only recovers nothing (its sessions' audio is not touched either)."""
+    if not journal.writable:
+        return []
     recovered = []
     for info in journal.unfinished():
         if info.audio_path is not None and info.audio_path.exists():

@@ -205,6 +205,7 @@ class StreamPool:
         # the tail is at least 1 s (feature_extraction.silence_padding), so the schedule always
         # reaches past what is buffered: the buffer only ever grows by silence here
         assert wanted >= state.audio.size, "silence tail shorter than a frame"
+        state.segmenter.end_audio((state.fed - self._prefix) / self.sample_rate)  # fed: prefix and pushes
         state.audio.append(np.zeros(wanted - state.audio.size, dtype=np.float32))
         state.phase = _Phase.DRAINING
 
@@ -250,8 +251,7 @@ class StreamPool:
         finished = [i for i, s in enumerate(self._slots) if self._done(s)]
         for i in finished:
             slot = self._slots[i]
-            pushed_s = (slot.fed - self._prefix) / self.sample_rate  # fed counts the silence prefix, not the tail
-            words[i] = words.get(i, []) + slot.segmenter.flush(slot.steps + 1, pushed_s)
+            words[i] = words.get(i, []) + slot.segmenter.flush(slot.steps + 1)
             slot.phase = _Phase.FREE
         return [SlotUpdate(i, words[i], i in finished) for i in sorted(words)]
 

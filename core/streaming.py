@@ -156,6 +156,8 @@ class StreamingTranscriber:
             return self._new_words if self.batch_size > 1 else self._new_words[0]
         if not self._started:
             self._start()
+        for seg in self._segmenters:
+            seg.end_audio(self.audio_seconds)  # the tail below is silence: no word lasts into it
         total = self._fed + self._suffix
         heard = steps_for(total, self.frame_samples) - 1  # frames the schedule lets the decoder hear
         missing = heard - (self._stepper.steps - 1)
@@ -167,7 +169,7 @@ class StreamingTranscriber:
             self._record(self._stepper.step(tail))
         end_index = self._stepper.steps
         for b, seg in enumerate(self._segmenters):
-            self._new_words[b].extend(seg.flush(end_index + 1, self.audio_seconds))
+            self._new_words[b].extend(seg.flush(end_index + 1))
         self._finished = True
         return self._new_words if self.batch_size > 1 else self._new_words[0]
 

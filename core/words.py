@@ -55,6 +55,7 @@ class WordSegmenter:
     def reset(self) -> None:
         self._open_index: int | None = None  # index of the marker that opened the segment
         self._pieces: list[int] = []
+        self._audio_end_s = math.inf  # set by end_audio(): no word ends after it
 
     @property
     def pending_text(self) -> str:
@@ -79,13 +80,15 @@ class WordSegmenter:
             return self._close_early(index)
         return []
 
-    def flush(self, index: int, audio_s: float) -> list[Word]:
-        """Close whatever is open at the end of a stream of `audio_s` seconds.
+    def end_audio(self, audio_s: float) -> None:
+        """The stream's audio ends at `audio_s` seconds: call it before the silence a stream's end
+        is padded with is stepped. Words closed by tokens of that silence (up to a second past the
+        audio) end where the audio does: a word cannot go on past the audio it is in."""
+        self._audio_end_s = audio_s
 
-        The closing token of the last segment comes from the silence the end of a stream is padded
-        with, up to a second after the audio ends; a word cannot go on past the audio it is in.
-        """
-        return self._close(index, audio_s)
+    def flush(self, index: int) -> list[Word]:
+        """Close whatever is open at the end of the stream."""
+        return self._close(index)
 
     def _close_early(self, index: int) -> list[Word]:
         """A segment no padding ends (a broken or random model): its words but the last become final
@@ -101,7 +104,7 @@ class WordSegmenter:
         self._open_index, self._pieces = split, keep
         return words
 
-    def _close(self, index: int, limit_s: float = math.inf) -> list[Word]:
+    def _close(self, index: int) -> list[Word]:
         if not self._pieces:
             return []
         start_index, pieces = self._open_index, self._pieces
@@ -111,7 +114,7 @@ class WordSegmenter:
             if not groups or self._decoder.is_word_start(tok):
                 groups.append([])
             groups[-1].append(tok)
-        seg_end = min(self.time_of(index), limit_s)
+        seg_end = min(self.time_of(index), self._audio_end_s)
         seg_start = min(self.time_of(start_index), seg_end)
         words, at = [], start_index
         for i, group in enumerate(groups):

@@ -14,6 +14,7 @@ from app import cli, cli_output
 from app.cli import ModelOptions, main
 from core.errors import CheckpointError
 from tests.cli_fakes import RATE, FakeFactory, FakeTranscriber, one_error_line, run, wav
+from tests.disks import fill, small_disk
 
 
 # --- happy paths -------------------------------------------------------------------------------
@@ -170,20 +171,15 @@ def test_unwritable_output_keeps_the_transcript(tmp_path, capsys, monkeypatch):
 def test_disk_full_falls_back_to_the_temp_folder(tmp_path, capsys, monkeypatch):
     spare = tmp_path / "spare"
     spare.mkdir()
-    real_write = cli_output.write_text_atomic
+    talk = wav(tmp_path / "talk.wav")
+    with small_disk(tmp_path / "disk", size="64k") as disk:
+        fill(disk)
+        monkeypatch.chdir(disk)  # the current folder is full too: the rescue goes to the temp folder
+        monkeypatch.setattr(cli_output.tempfile, "gettempdir", lambda: str(spare))
 
-    def write_only_to_spare(path, text):
-        if spare not in path.parents:
-            raise OSError(28, "No space left on device")
-        real_write(path, text)
+        code, _ = run([talk, "-o", disk / "talk.srt"])
 
-    monkeypatch.setattr(cli_output, "write_output", write_only_to_spare)
-    monkeypatch.setattr(cli_output, "write_text_atomic", write_only_to_spare)
-    monkeypatch.setattr(cli_output.tempfile, "gettempdir", lambda: str(spare))
-    monkeypatch.chdir(tmp_path)
-
-    code, _ = run([wav(tmp_path / "talk.wav"), "-o", tmp_path / "talk.srt"])
-
+        monkeypatch.chdir(tmp_path)
     out, err = capsys.readouterr()
     assert code == 1 and "end." in out
     assert "No space left on device" in one_error_line(err)

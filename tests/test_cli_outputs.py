@@ -2,18 +2,22 @@
 transcript: devices, FIFOs and links survive, permissions stay, stdout failures and damaged or
 interrupted files leave what was transcribed, marked as incomplete, and say so in one line."""
 
+import io
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from app.cli import main
 from app.journal import Journal
 from core.words import Word
 from tests.cli_fakes import RATE, FakeFactory, FakeTranscriber, one_error_line, run, wav
@@ -109,6 +113,9 @@ class _FullStdout:
 
     def flush(self):
         pass
+
+    def fileno(self):
+        raise io.UnsupportedOperation("no descriptor")  # as a redirected in-memory stream
 
 
 def test_a_failing_stdout_leaves_a_rescue_copy_and_one_line(tmp_path, capsys, monkeypatch):
@@ -241,3 +248,149 @@ def test_an_unreadable_audio_file_says_so_not_that_it_is_damaged(tmp_path, capsy
     line = one_error_line(capsys.readouterr().err)
     assert code == 1 and factory.calls == []
     assert "Permission denied" in line and "damaged" not in line and "supported format" not in line
+
+
+# --- found in review: what the first version still let through ----------------------------------
+
+
+def test_the_input_is_never_the_output_under_any_name(tmp_path, capsys):
+    talk = wav(tmp_path / "talk.wav")
+    other_name = tmp_path / "same-file.wav"
+    os.link(talk, other_name)
+    before = talk.read_bytes()
+    for output in (talk, other_name):
+        code, factory = run([talk, "-o", output])
+        assert code == 2 and factory.calls == [] and talk.read_bytes() == before
+        assert "which it is made from" in capsys.readouterr().err
+
+
+def test_export_never_writes_over_the_journal(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    journal = Journal(data / "journal.sqlite3")
+    sid = journal.start_session("m", "mic")
+    journal.add_words(sid, [Word("hello", 0.5, 0.9)])
+    journal.end_session(sid)
+    journal.close()
+    monkeypatch.setenv("SURTITLE_DATA_DIR", str(data))
+    assert main(["export", str(sid), "-o", str(data / "journal.sqlite3")]) == 2
+    assert "which it is made from" in capsys.readouterr().err
+    assert Journal(data / "journal.sqlite3").words(sid) == [Word("hello", 0.5, 0.9)]
+
+
+def test_an_incomplete_transcript_goes_beside_a_complete_one_not_over_it(tmp_path, capsys):
+    talk = wav(tmp_path / "talk.wav", seconds=12.0, rate=RATE)
+    out = tmp_path / "talk.txt"
+    out.write_text("yesterday's complete transcript\n")
+
+    code, _ = run([talk, "-o", out], FakeFactory(_Interrupting(1)))
+
+    (beside,) = tmp_path.glob("talk-incomplete-*.txt")
+    assert code == 130 and out.read_text() == "yesterday's complete transcript\n"
+    assert "Incomplete transcript" in beside.read_text() and beside.name in one_error_line(capsys.readouterr().err)
+
+
+class _InterruptedFlush(FakeTranscriber):
+    """Ctrl-C once during the second push, and again while the engine's last words come out."""
+
+    def __init__(self):
+        self.pushes = 0
+        super().__init__()
+
+    def push(self, pcm):
+        self.pushes += 1
+        if self.pushes == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().push(pcm)
+
+    def flush(self):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler is gone: this raises KeyboardInterrupt here
+        return super().flush()
+
+
+def test_a_second_ctrl_c_during_the_flush_still_keeps_the_words(tmp_path, capsys):
+    out = tmp_path / "talk.txt"
+    code, _ = run([wav(tmp_path / "talk.wav", seconds=12.0, rate=RATE), "-o", out], FakeFactory(_InterruptedFlush()))
+    assert code == 130
+    assert out.read_text().startswith("w0 w1 w2 w3 w4 w5 w6 w7 w8 w9\n")
+
+
+def test_sigterm_ends_with_its_own_exit_code(tmp_path, capsys):
+    class Terminated(FakeTranscriber):
+        def push(self, pcm):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return super().push(pcm)
+
+    code, _ = run([wav(tmp_path / "talk.wav", seconds=12.0, rate=RATE), "-o", tmp_path / "t.txt"],
+                  FakeFactory(Terminated()))
+    assert code == 128 + signal.SIGTERM
+
+
+def test_the_rescue_copy_survives_a_deleted_current_folder(tmp_path, capsys, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(spare))
+    monkeypatch.setattr(sys, "stdout", _FullStdout())
+
+    code, _ = run([wav(tmp_path / "talk.wav")])
+
+    (saved,) = spare.glob("surtitle-talk-*.txt")
+    assert code == 1 and saved.read_text() == "w0 w1 end.\n" and saved.name in one_error_line(capsys.readouterr().err)
+
+
+def test_names_as_long_as_the_file_system_allows_are_written(tmp_path, capsys):
+    stem = "x" * 240  # talk-name.txt: 244 bytes, within the 255 a name may have
+    code, _ = run([wav(tmp_path / f"{stem}.wav"), "-o", tmp_path / f"{stem}.txt"])
+    assert code == 0 and (tmp_path / f"{stem}.txt").read_text() == "w0 w1 end.\n"
+
+
+def test_a_stdout_that_cannot_encode_the_words_leaves_a_rescue_copy(tmp_path, capsys, monkeypatch):
+    class Latin1(FakeTranscriber):
+        def flush(self):
+            return [Word("sœur.", self.samples / RATE, self.samples / RATE + 0.2)]
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding="latin-1"))
+    code, _ = run([wav(tmp_path / "talk.wav")], FakeFactory(Latin1()))
+    (saved,) = tmp_path.glob("surtitle-talk-*.txt")
+    assert code == 1 and saved.read_text(encoding="utf-8") == "w0 w1 sœur.\n"
+    assert "latin-1" in one_error_line(capsys.readouterr().err)
+
+
+def test_stderr_named_as_a_path_keeps_what_stderr_already_wrote(tmp_path):
+    data = tmp_path / "data"
+    journal = Journal(data / "journal.sqlite3")
+    sid = journal.start_session("m", "mic")
+    journal.add_words(sid, [Word("hello", 0.5, 0.9)])
+    journal.end_session(sid)
+    journal.close()
+    log = tmp_path / "build.log"
+    log.write_text("earlier lines\n")
+    with open(log, "a") as stderr:
+        done = subprocess.run([sys.executable, "-m", "app.cli", "export", str(sid), "-o", "/proc/self/fd/2"],
+                              stderr=stderr, cwd=tmp_path, timeout=60,
+                              env={**os.environ, "SURTITLE_DATA_DIR": str(data), "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0
+    assert log.read_text().startswith("earlier lines\nhello\n")
+
+
+def test_a_file_of_someone_else_keeps_its_owner_when_we_are_not_root(tmp_path):
+    if os.getuid() != 0 or not Path("/usr/bin/python3").exists():
+        pytest.skip("needs root, to make files of two other users, and a Python they may run")
+    folder = Path(tempfile.mkdtemp(prefix="surtitle-owner-"))  # pytest's folders are closed to others
+    try:
+        folder.chmod(0o777)
+        notes = folder / "notes.txt"
+        notes.write_text("theirs")
+        os.chown(notes, 1000, 1000)
+        notes.chmod(0o666)
+        script = f"from app.output_file import write_output; write_output({str(notes)!r}, 'new text')"
+        done = subprocess.run(["/usr/bin/python3", "-c", script], env={"PYTHONPATH": str(REPO)},
+                              user=65534, group=65534, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert notes.read_text() == "new text" and (notes.stat().st_uid, notes.stat().st_gid) == (1000, 1000)
+    finally:
+        shutil.rmtree(folder)

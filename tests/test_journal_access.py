@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app import journal as journal_module
@@ -174,3 +175,28 @@ def test_each_commit_and_each_second_of_audio_reach_the_disk(tmp_path):
     audio_syncs = sum("session.wav>" in line for line in calls)
     assert wal_syncs >= 10  # a commit every 0.5 s of the 5 s, each synced
     assert 4 <= audio_syncs <= 6  # about once a second, not per write
+
+
+def test_a_journal_open_for_reading_recovers_nothing_and_leaves_the_audio_alone(tmp_path):
+    from app.recovery import recover_unfinished
+    from app.session_audio import SessionAudio
+
+    audio = SessionAudio(tmp_path / "crashed.wav")
+    audio.write(np.zeros(24_000, np.int16))
+    audio._file.flush()  # a recorder killed here leaves the header saying 0 data bytes
+    crashed = Journal(tmp_path / "journal.sqlite3")
+    sid = crashed.start_session("m", "mic", audio_path=audio.path)
+    crashed.close()  # never ended
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as conn:  # and its recorder is gone
+        conn.execute("UPDATE sessions SET pid = NULL WHERE id = ?", (sid,))
+    before = audio.path.read_bytes()
+
+    reader = Journal(tmp_path / "journal.sqlite3", access=Access.READ)
+    assert [s.id for s in reader.unfinished()] == [sid]
+    assert recover_unfinished(reader) == []
+    assert audio.path.read_bytes() == before  # repairing the header would have written it
+    reader.close()
+    writer = Journal(tmp_path / "journal.sqlite3")  # the next live session's, which may write
+    assert [s.id for s in recover_unfinished(writer)] == [sid] and audio.path.read_bytes() != before
+    writer.close()
+    audio._file.close()

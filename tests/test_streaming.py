@@ -111,10 +111,11 @@ def test_words_match_segmenting_the_offline_tokens(engines):
     words += stream.flush()
     tokens = offline_tokens(stream, processor, clip)
     seg = WordSegmenter(stream.tokenizer, 12.5, stream.delay_s)  # base: no silence prefix
+    seg.end_audio(len(clip) / stream.sample_rate)  # every word ends within the audio
     expected = []
     for index, tok in enumerate(tokens[1:], start=1):
         expected += seg.feed(index, tok)
-    expected += seg.flush(len(tokens), len(clip) / stream.sample_rate)  # a word ends where the audio does
+    expected += seg.flush(len(tokens))
     assert words == expected and len(words) > 3
     assert all(0.0 <= w.start <= w.end for w in words)
     assert [w.start for w in words] == sorted(w.start for w in words)

@@ -1,7 +1,5 @@
 """Word segmentation and timing from a synthetic token stream (Kyutai's rule)."""
 
-import math
-
 from core import words as words_module
 from core.words import MAX_OPEN_PIECES, Word, WordSegmenter
 
@@ -25,7 +23,7 @@ def run(tokens, offset_s=0.5):
     words = []
     for index, tok in enumerate(tokens, start=1):
         words += seg.feed(index, tok)
-    return words + seg.flush(len(tokens) + 1, math.inf), seg
+    return words + seg.flush(len(tokens) + 1), seg
 
 
 def t(index, offset_s=0.5):
@@ -68,16 +66,17 @@ def test_flush_closes_the_open_word_and_times_never_go_negative():
     assert words == [Word("big", 0.0, 0.0)]
 
 
-def test_flush_never_lets_a_word_run_past_the_audio():
-    # the closing pad of the last word comes from the silence a stream is padded with at its end
+def test_no_word_closed_after_the_audio_ends_runs_past_it():
+    # the last words close on tokens of the silence a stream is padded with at its end
     seg = WordSegmenter(ToyPieces(), frame_rate=12.5, offset_s=0.0)
     words = []
     for index, tok in enumerate([3, 3, 0, 4, 5, 6], start=1):
         words += seg.feed(index, tok)
-    words += seg.flush(20, audio_s=0.44)  # unclamped, "world" would end at 1.6 s
-    assert words == [Word("hello", t(3, 0.0), t(5, 0.0)), Word("world", t(5, 0.0), 0.44)]
-    seg.feed(1, 0), seg.feed(2, 6)
-    assert seg.flush(30, audio_s=0.05) == [Word("world", 0.05, 0.05)]  # opened after the audio's end
+    seg.end_audio(0.44)
+    words += seg.feed(7, 3) + seg.feed(8, 3)  # padding closes "hello world" at 0.56: past the audio
+    words += seg.feed(9, 0) + seg.feed(10, 7) + seg.flush(20)  # unclamped, "big" would end at 1.6 s
+    assert words == [Word("hello", t(3, 0.0), t(5, 0.0)), Word("world", t(5, 0.0), 0.44),
+                     Word("big", 0.44, 0.44)]
 
 
 def test_specials_and_unknown_ids_are_not_text():

@@ -106,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     journal, journal_problem = open_journal()
     settings = Settings()
     engines = KeptEngine()  # the model stays loaded between sessions: Start is immediate the second time
+    # a journal open for reading only serves History; each session then opens the journal anew, so
+    # one started after the disk has room again (or the lock is gone) is saved
+    sessions_journal = journal if journal is not None and journal.writable else None
     window = MainWindow(settings, journal, icon=icon,
-                        controller=SessionController(pipeline_factory_for(journal, engines)))
+                        controller=SessionController(pipeline_factory_for(sessions_journal, engines)))
     app.aboutToQuit.connect(window.controller.shutdown)  # a last resort: the window normally waits
     window.show()
     if journal_problem:

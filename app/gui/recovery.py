@@ -45,7 +45,11 @@ class RecoveryBanner(QFrame):
         self.hide()
 
     def check(self) -> None:
-        """Show the offer if the journal holds unfinished sessions (call once, at start-up)."""
+        """Show the offer if the journal holds unfinished sessions (call once, at start-up); none
+        while the journal can only be read, since recovering writes it (and the sessions' audio)."""
+        if not self._journal.writable:
+            self.hide()
+            return
         try:
             self._pending = [s.id for s in self._journal.unfinished()]
         except Exception:  # a damaged journal must not stop the app from opening
