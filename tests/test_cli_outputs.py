@@ -26,6 +26,16 @@ from tests.disks import device_node
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _recorded(data: Path, words: list[Word]) -> int:
+    """A finished session holding `words`, in the journal of the data folder `data`; its id."""
+    journal = Journal(data / "journal.sqlite3")
+    sid = journal.start_session("m", "mic", "Meeting")
+    journal.add_words(sid, words)
+    journal.end_session(sid)
+    journal.close()
+    return sid
+
+
 def _flac_damaged_at(path, seconds=12.0, damage_at=0.5):
     """A FLAC file whose bytes from `damage_at` of its length on are scrambled."""
     x = 0.1 * np.sin(2 * np.pi * 220 * np.arange(round(seconds * RATE)) / RATE)
@@ -132,11 +142,7 @@ def test_a_failing_stdout_leaves_a_rescue_copy_and_one_line(tmp_path, capsys, mo
 
 def test_export_to_a_full_stdout_saves_the_session_in_a_subprocess(tmp_path):
     data = tmp_path / "data"
-    journal = Journal(data / "journal.sqlite3")
-    sid = journal.start_session("m", "mic", "Meeting")
-    journal.add_words(sid, [Word("hello", 0.5, 0.9), Word("there.", 1.0, 1.4)])
-    journal.end_session(sid)
-    journal.close()
+    sid = _recorded(data, [Word("hello", 0.5, 0.9), Word("there.", 1.0, 1.4)])
     env = {**os.environ, "SURTITLE_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}  # this checkout's app
 
     with open("/dev/full", "w") as full:
@@ -266,11 +272,7 @@ def test_the_input_is_never_the_output_under_any_name(tmp_path, capsys):
 
 def test_export_never_writes_over_the_journal(tmp_path, capsys, monkeypatch):
     data = tmp_path / "data"
-    journal = Journal(data / "journal.sqlite3")
-    sid = journal.start_session("m", "mic")
-    journal.add_words(sid, [Word("hello", 0.5, 0.9)])
-    journal.end_session(sid)
-    journal.close()
+    sid = _recorded(data, [Word("hello", 0.5, 0.9)])
     monkeypatch.setenv("SURTITLE_DATA_DIR", str(data))
     assert main(["export", str(sid), "-o", str(data / "journal.sqlite3")]) == 2
     assert "which it is made from" in capsys.readouterr().err
@@ -362,11 +364,7 @@ def test_a_stdout_that_cannot_encode_the_words_leaves_a_rescue_copy(tmp_path, ca
 
 def test_stderr_named_as_a_path_keeps_what_stderr_already_wrote(tmp_path):
     data = tmp_path / "data"
-    journal = Journal(data / "journal.sqlite3")
-    sid = journal.start_session("m", "mic")
-    journal.add_words(sid, [Word("hello", 0.5, 0.9)])
-    journal.end_session(sid)
-    journal.close()
+    sid = _recorded(data, [Word("hello", 0.5, 0.9)])
     log = tmp_path / "build.log"
     log.write_text("earlier lines\n")
     with open(log, "a") as stderr:
