@@ -17,18 +17,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
 
 from app.audio_file import audio_duration_s, iter_audio_blocks
-from app.cli_common import (ModelOptions, UsageError, add_model_options, error, first_line, format_clock_ms,
-                            model_options, notify, stop_on_signals)
+from app.cli_common import (UsageError, add_engine_options, engine_options, error, first_line, format_clock_ms,
+                            notify, stop_on_signals)
 from app.cli_output import deliver, format_from_extension, plan_outputs
 from app.export import FORMATS, Incomplete, to_txt
+from app.engine_options import EngineOptions
 from app.file_batches import FileTranscript, plan_groups, transcribe_together
+from app.model_loading import Transcriber, TranscriberFactory, load_transcriber, no_report
 from app.wav_header import wav_promised_seconds
 from core.config import DEFAULT_MODEL  # noqa: F401  torch-free re-export: the default --model
 from core.errors import AudioError, CheckpointError, SurtitleError
@@ -43,31 +43,6 @@ _CHECKPOINT_HINT = (
     "to run without the Hub, pass --model /path/to/folder holding the checkpoint's config.json, "
     "tokenizer.json and *.safetensors files"
 )
-
-
-class Transcriber(Protocol):
-    """What the command line needs of `core.StreamingTranscriber`."""
-
-    sample_rate: int
-
-    def push(self, pcm: np.ndarray) -> list[Word]: ...
-    def flush(self) -> list[Word]: ...
-    def reset(self) -> None: ...
-
-
-TranscriberFactory = Callable[[ModelOptions], Transcriber]
-
-
-def load_transcriber(options: ModelOptions) -> Transcriber:
-    """The real engine. torch is imported here, not at module level, so `--help` stays instant."""
-    from core import StreamingTranscriber
-    from core.runtime import configure_threads
-
-    configure_threads()  # once per process, before the first step (see core.runtime for the policy)
-    return StreamingTranscriber.from_pretrained(  # the loader resolves dtype names such as "bfloat16"
-        options.source, device=options.device, dtype=options.dtype, quantize=options.quantize,
-        compile=options.compile,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +122,7 @@ def _add_transcribe(commands: argparse._SubParsersAction, common: argparse.Argum
         description="Transcribe audio files (WAV, FLAC, OGG, MP3; any rate, any channel count).",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files to transcribe")
-    add_model_options(p)
+    add_engine_options(p)
     p.add_argument(
         "-f", "--format", choices=sorted(FORMATS),
         help="output format (default: from the -o file's extension, else txt)",
@@ -200,7 +175,7 @@ def run_transcribe(args: argparse.Namespace, transcriber_factory: TranscriberFac
     factory = transcriber_factory or load_transcriber
     runner = _FileJobs(args, jobs, render, extension)
     with stop_on_signals(runner.stop, armed=lambda: runner.started, on_stop=runner.stopping):
-        transcriber = _load_model(factory, model_options(args))  # once, for all files
+        transcriber = _load_model(factory, engine_options(args))  # once, for all files
         runner.started = True
         for group in plan_groups([duration for _, _, duration in jobs], max_batch):
             if runner.stop.is_set():
@@ -372,7 +347,7 @@ def _advance(bar, seconds: float) -> None:
     bar.update(min(seconds, bar.total - bar.n))
 
 
-def _load_model(factory: TranscriberFactory, options: ModelOptions) -> Transcriber:
+def _load_model(factory: TranscriberFactory, options: EngineOptions) -> Transcriber:
     """Build the engine; any failure becomes one CheckpointError line saying what to do.
 
     The engine's own errors already are such lines (they name the file, the device, the hub
@@ -381,13 +356,13 @@ def _load_model(factory: TranscriberFactory, options: ModelOptions) -> Transcrib
     from huggingface_hub.errors import HFValidationError  # a bad repo id; a ValueError, not an OSError
 
     try:
-        return factory(options)
+        return factory(options, no_report)
     except CheckpointError as exc:
         if "local checkpoint folder" in str(exc):  # the engine's hub failure: say how, in this program's terms
             raise CheckpointError(f"{exc}; pass it as --model /path/to/folder") from None
         raise
     except (OSError, HFValidationError) as exc:
-        source = options.source
+        source = options.model
         if Path(source).expanduser().is_dir():
             raise CheckpointError(f"cannot load the model in folder {source!r}: {first_line(exc)}") from exc
         raise CheckpointError(

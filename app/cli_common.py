@@ -12,8 +12,8 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
+from app.engine_options import EngineOptions
 from core.config import DEFAULT_MODEL  # torch-free: `--help` stays fast
 
 
@@ -21,16 +21,7 @@ class UsageError(Exception):
     """Arguments that parse but do not make sense together (exit code 2, like argparse)."""
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    source: str  # hub repo id or local checkpoint folder
-    device: str | None  # "cpu", "cuda", "cuda:1"...; None lets the engine choose
-    dtype: str | None  # a torch dtype name such as "bfloat16"; None keeps the engine's default
-    quantize: str | None  # "auto" (int8 on a CPU), "int8", "int4", or None for full-precision weights
-    compile: bool | str = False  # compile the CPU step (needs a C++ compiler); "auto": where it cannot keep up
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
     """Engine options shared by every command that loads a model."""
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, metavar="ID_OR_DIR",
@@ -59,15 +50,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def model_options(args: argparse.Namespace, compile_default: bool | str = False) -> ModelOptions:
-    """The engine options given on the command line; `compile_default` where neither --compile
-    nor --no-compile is."""
-    return ModelOptions(
-        source=args.model,
+def engine_options(args: argparse.Namespace, live: bool = False) -> EngineOptions:
+    """The engine options given on the command line. A live engine compiles where it would fall
+    behind unless --compile or --no-compile says; files are compiled only when asked."""
+    default_compile: bool | str = "auto" if live else False
+    return EngineOptions(
+        model=args.model,
         device=None if args.device == "auto" else args.device,
         dtype=None if args.dtype == "auto" else args.dtype,
         quantize=None if args.quantize == "none" else args.quantize,
-        compile=compile_default if args.compile is None else args.compile,
+        compile=default_compile if args.compile is None else args.compile,
+        live=live,
     )
 
 

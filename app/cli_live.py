@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 
 from app.audio.capture import list_input_devices
-from app.cli_common import ModelOptions, add_model_options, error, format_clock, model_options, stop_on_signals
+from app.cli_common import add_engine_options, engine_options, error, format_clock, stop_on_signals
 from app.journal import Journal
-from app.model_loading import could_run_faster
+from app.model_loading import could_run_faster, load_transcriber
 from app.pipeline import LivePipeline, default_capture
 from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions
 from app.recovery import recover_unfinished
@@ -30,7 +30,7 @@ def add_live(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Caption the microphone live in the terminal; every session is saved in the journal "
         "(see `surtitle sessions` and `surtitle export`).",
     )
-    add_model_options(p)
+    add_engine_options(p)
     p.add_argument("--input", metavar="DEVICE", help="input device name (or part of it) or index (default: the "
                    "system's default input; see --list-inputs)")
     p.add_argument("--list-inputs", action="store_true", help="list the input devices and exit")
@@ -51,16 +51,13 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
         print(f"surtitle: recovered session {info.id} ({info.title!r}, {info.word_count} words, "
               f"{format_clock(info.duration_s)}), which was interrupted; "
               f"`surtitle export {info.id}` writes its transcript", file=sys.stderr)
-    engine = model_options(args, compile_default="auto")  # live: compile where it would fall behind
-    options = PipelineOptions(
-        model=engine.source, device=args.device, input_device=args.input, save_audio=not args.no_audio,
-        max_lag_s=args.max_lag, title=args.title, quantize=engine.quantize, dtype=engine.dtype,
-        compile=engine.compile)
+    options = PipelineOptions(engine_options(args, live=True), input_device=args.input,
+                              save_audio=not args.no_audio, max_lag_s=args.max_lag, title=args.title)
     stop = threading.Event()
     captions = TerminalCaptions(sys.stdout)
     listener = _TerminalListener(captions, stop, args.seconds)
     pipeline = LivePipeline(options, listener, capture_factory=make_capture, journal=journal,
-                            **_engine_factory(transcriber_factory))
+                            transcriber_factory=transcriber_factory or load_transcriber)
     listener.engine = lambda: pipeline.transcriber
     with stop_on_signals(stop, armed=lambda: pipeline.transcriber is not None):
         session_id = pipeline.run(stop)
@@ -74,16 +71,6 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
               "writes subtitles", file=sys.stderr)
     journal.close()
     return 1 if listener.failed or session_id is None else 0
-
-
-def _engine_factory(transcriber_factory) -> dict:
-    """The command line's engine factory where a test replaced it; else the pipeline's own loader,
-    which reports download and loading progress."""
-    if transcriber_factory is None:
-        return {}
-    return {"transcriber_factory": lambda options, report: transcriber_factory(ModelOptions(
-        options.model, None if options.device == "auto" else options.device, options.dtype, options.quantize,
-        options.compile))}
 
 
 class _TerminalListener(PipelineListener):

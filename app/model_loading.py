@@ -1,4 +1,7 @@
-"""Loading the engine for a live session, reporting progress a window or a terminal can show.
+"""Loading the engine, for a command or a live session, reporting progress a window or a terminal can show.
+
+`load_transcriber(EngineOptions, report)` is the one loader: `surtitle transcribe`, `surtitle live`
+and the window all go through it.
 
 Five stages reach the reporter as (stage, done, total): "kernel" (0, 0: no measure of progress)
 while int4's kernel is built or found in its cache, "download" in bytes while a hub checkpoint is
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from app.engine_options import EngineOptions
 from app.live_precision import PrecisionChoices
 from core.words import Word
 
@@ -28,7 +32,7 @@ LoadReport = Callable[[str, int, int], None]
 
 
 class Transcriber(Protocol):
-    """What the live pipeline needs of `core.StreamingTranscriber`."""
+    """What the command line and the live pipeline need of `core.StreamingTranscriber`."""
 
     sample_rate: int
     delay_s: float
@@ -40,19 +44,19 @@ class Transcriber(Protocol):
     def reset(self) -> None: ...
 
 
-class EngineOptions(Protocol):
-    model: str
-    device: str
-    quantize: str | None
-    dtype: str | None
-    compile: bool | str
+TranscriberFactory = Callable[[EngineOptions, LoadReport], Transcriber]
 
 
-def load_transcriber(options: EngineOptions, report: LoadReport) -> Transcriber:
+def no_report(stage: str, done: int, total: int) -> None:
+    """A LoadReport for callers that show no progress."""
+
+
+def load_transcriber(options: EngineOptions, report: LoadReport = no_report) -> Transcriber:
+    """The engine `options` ask for; raises CheckpointError, ConfigError or DeviceError (one line each)."""
     from core.runtime import configure_threads
 
     threads = configure_threads()  # once per process, before the first step (see core.runtime for the policy)
-    if options.quantize != "auto" or not _int4_could_serve(options):
+    if options.quantize != "auto" or not options.live or not _int4_could_serve(options):
         return _load(options, options.quantize, report)
     # "auto" on a CPU: int8 where it keeps up live, int4 where not (app.live_precision)
     choices = PrecisionChoices()
@@ -77,7 +81,7 @@ def _int4_could_serve(options: EngineOptions) -> bool:
     from core.int4 import unavailable_reason
     from core.quantize import resolve_mode
 
-    device = resolve_device(None if options.device == "auto" else options.device)
+    device = resolve_device(options.device)
     return device.type == "cpu" and resolve_mode("auto", device) == "int8" and unavailable_reason() is None
 
 
@@ -92,9 +96,9 @@ def _load(options: EngineOptions, quantize: str | None, report: LoadReport) -> S
     extra: dict[str, Any] = {"quantize": quantize} if quantize else {}
     return StreamingTranscriber.from_pretrained(
         options.model,
-        device=None if options.device == "auto" else options.device,
+        device=options.device,
         dtype=options.dtype,  # a name such as "bfloat16"; the loader resolves it
-        keep_tokens=False,  # a live session may run for hours: keep words, not every token
+        keep_tokens=False,  # a session or a file may run for hours: keep words, not every token
         compile=options.compile,
         on_compile=lambda: report("compile", 0, 0),  # a minute or two the first time: say so
         tqdm_class=hub_progress_class(report),
@@ -120,15 +124,15 @@ class KeptEngine:
     are never in memory at once. An engine whose session failed unexpectedly is not taken back.
     """
 
-    def __init__(self, loader: Callable[[EngineOptions, LoadReport], Transcriber] = load_transcriber):
+    def __init__(self, loader: TranscriberFactory = load_transcriber):
         self._loader = loader
         self._lock = threading.Lock()  # sessions run on worker threads, one after another
-        self._kept: tuple[tuple, Transcriber] | None = None
+        self._kept: tuple[EngineOptions, Transcriber] | None = None
 
     def __call__(self, options: EngineOptions, report: LoadReport) -> Transcriber:
         with self._lock:
             kept, self._kept = self._kept, None
-        if kept is not None and kept[0] == engine_key(options):
+        if kept is not None and kept[0] == options:  # equal options: the same engine would load
             kept[1].reset()
             return kept[1]
         del kept  # the other engine is freed before this one loads
@@ -138,12 +142,7 @@ class KeptEngine:
         """End of a session: keep `engine` for the next one if it ended well."""
         if healthy:
             with self._lock:
-                self._kept = (engine_key(options), engine)
-
-
-def engine_key(options: EngineOptions) -> tuple:
-    """What the loaded engine depends on: sessions with equal keys can share it."""
-    return (options.model, options.device, options.quantize, options.dtype, options.compile)
+                self._kept = (options, engine)
 
 
 def hub_progress_class(report: LoadReport) -> type:

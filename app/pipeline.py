@@ -3,7 +3,7 @@
 One object owns the whole path (design note 2): the Qt worker runs it in a QThread and turns the
 listener calls into signals; `surtitle live` runs it in the terminal. Nothing here knows Qt.
 
-    pipeline = LivePipeline(PipelineOptions(model="kyutai/stt-1b-en_fr-trfs"), listener)
+    pipeline = LivePipeline(PipelineOptions(EngineOptions("kyutai/stt-1b-en_fr-trfs", live=True)), listener)
     pipeline.run(stop_event)        # blocks; returns the session id once stop_event is set
 
 `run` opens the input device at its own rate (first: a missing microphone is said at once, not
@@ -29,9 +29,9 @@ from pathlib import Path
 from app.audio.capture import AudioCapture
 from app.audio.level import SILENT, Level
 from app.export import to_json
-from app.output_file import write_text_atomic
 from app.journal import Journal, JournalError
-from app.model_loading import LoadReport, Transcriber, load_transcriber
+from app.model_loading import Transcriber, TranscriberFactory, load_transcriber
+from app.output_file import write_text_atomic
 from app.paths import AUDIO_FOLDER
 from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener
 from app.session_audio import SessionAudio, SessionAudioError, new_audio_path
@@ -53,7 +53,6 @@ RING_MARGIN_S = 20.0  # ring room beyond max_lag_s, so one slow engine call lose
 JOURNAL_REMINDER_S = 60.0  # while the journal cannot be written, say so again this often (not every commit)
 
 CaptureFactory = Callable[[PipelineOptions], AudioCapture]
-TranscriberFactory = Callable[[PipelineOptions, LoadReport], Transcriber]
 
 
 def default_capture(options: PipelineOptions) -> AudioCapture:
@@ -70,7 +69,8 @@ class LivePipeline:
         self.journal = journal  # None: the user's journal, opened by run()
         self.transcriber: Transcriber | None = None
         self.session_id: int | None = None
-        self.model_name = Path(options.model).name if Path(options.model).expanduser().is_dir() else options.model
+        model = options.engine.model
+        self.model_name = Path(model).name if Path(model).expanduser().is_dir() else model
         self._capture_factory = capture_factory
         self._transcriber_factory = transcriber_factory
         self._capture: AudioCapture | None = None
@@ -95,12 +95,12 @@ class LivePipeline:
             return
         report = lambda stage, done, total: self._notify("on_loading", stage, done, total)  # noqa: E731
         try:
-            self.transcriber = self._transcriber_factory(self.options, report)
+            self.transcriber = self._transcriber_factory(self.options.engine, report)
         except BaseException as exc:
             if self._capture is not None:
                 self._capture.close()
             if isinstance(exc, OSError):
-                raise CheckpointError(f"cannot load model {self.options.model!r}: {_first_line(exc)}") from exc
+                raise CheckpointError(f"cannot load model {self.options.engine.model!r}: {_first_line(exc)}") from exc
             raise
 
     def level(self) -> Level:
@@ -148,7 +148,7 @@ class LivePipeline:
         give_back = getattr(self._transcriber_factory, "give_back", None)
         if give_back is not None and self.transcriber is not None:
             engine, self.transcriber = self.transcriber, None
-            give_back(engine, self.options, healthy)
+            give_back(engine, self.options.engine, healthy)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class LivePipeline:
                 self._notify("on_error", f"{exc}; recording captions without audio")
         self._recorder = SessionRecorder(self.transcriber, capture.samplerate, audio, self)
         audio_path = audio.path if audio else None
-        self.session_id = self.journal.start_session(self.options.model, capture.device_name, self.options.title,
+        self.session_id = self.journal.start_session(self.options.engine.model, capture.device_name, self.options.title,
                                                      audio_path)
         self._next_status = time.monotonic() + self.options.status_interval_s
         self._notify("on_ready", PipelineInfo(self.session_id, self.model_name, capture.device_name,
@@ -242,7 +242,7 @@ class LivePipeline:
             self.journal.end_session(sid)
         except JournalError as exc:
             unsaved = self.journal.unsaved_words(sid)
-            rescue = _rescue(unsaved, sid, self.options.model)
+            rescue = _rescue(unsaved, sid, self.options.engine.model)
             where = f"they were saved to {str(rescue)!r}" if rescue else "they could not be saved anywhere"
             self._notify("on_error", f"{exc}; {len(unsaved)} words are not in the journal, {where}")
 

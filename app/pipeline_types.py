@@ -6,27 +6,22 @@ talk to `app.pipeline.LivePipeline` (design note 2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from core.config import DEFAULT_MODEL
+from app.engine_options import EngineOptions
 from core.words import Word
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    model: str = DEFAULT_MODEL  # hub repo id or local checkpoint folder
-    device: str = "auto"  # compute device: "auto", "cpu", "cuda", "cuda:N", "mps"
+    # the model and how it runs; a live engine by default: compiled where it would fall behind
+    engine: EngineOptions = field(default_factory=lambda: EngineOptions(compile="auto", live=True))
     input_device: str | int | None = None  # input device name (or part of it) or index; None: default input
     save_audio: bool = True  # record the session audio (24 kHz 16-bit WAV) next to the journal
     max_lag_s: float = 10.0  # when the engine falls further behind live than this, skip to live (a gap)
     title: str | None = None  # session title; None: "Session <date> <time>"
-    quantize: str | None = None  # None, "int8" or "int4" (CPU decoder weights), "auto" (int8 on a CPU); see core.quantize
-    dtype: str | None = None  # decoder precision ("float32", "bfloat16"...); None: the engine's choice
-    # compile the CPU step (core.compiled_step; needs a C++ compiler); "auto": only where the
-    # uncompiled step would not keep up live (the engine times a few frames as it loads)
-    compile: bool | str = "auto"
     status_interval_s: float = 0.5  # how often on_status reports
 
 

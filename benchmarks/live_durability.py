@@ -43,6 +43,7 @@ class Timestamps:
 
 def main() -> None:
     from app.journal import Journal
+    from app.engine_options import EngineOptions
     from app.pipeline import LivePipeline, PipelineOptions
     from app.pipeline_types import PipelineListener
 
@@ -70,9 +71,9 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="surtitle-durability-"))
     journal = Journal(folder / "journal.sqlite3")
-    options = PipelineOptions(model=args.model, input_device=args.input, save_audio=False,
-                              quantize=None if args.quantize == "none" else args.quantize,
-                              compile={"no": False, "yes": True, "auto": "auto"}[args.compile])
+    engine = EngineOptions(args.model, quantize=None if args.quantize == "none" else args.quantize,
+                           compile={"no": False, "yes": True, "auto": "auto"}[args.compile], live=True)
+    options = PipelineOptions(engine, input_device=args.input, save_audio=False)
     pipeline = LivePipeline(options, Listener(), journal=journal)
     stop, done = threading.Event(), threading.Event()
     thread = threading.Thread(target=pipeline.run, args=(stop,))

@@ -6,7 +6,8 @@ Only the engine is fake: reading files, exporting, writing and error handling ar
 import numpy as np
 import soundfile as sf
 
-from app.cli import ModelOptions, main
+from app.cli import main
+from app.engine_options import EngineOptions
 from core.words import Word
 
 RATE = 24_000
@@ -43,9 +44,9 @@ class FakeFactory:
     def __init__(self, transcriber=None, error: Exception | None = None):
         self.transcriber = transcriber or FakeTranscriber()
         self.error = error
-        self.calls: list[ModelOptions] = []
+        self.calls: list[EngineOptions] = []
 
-    def __call__(self, options: ModelOptions) -> FakeTranscriber:
+    def __call__(self, options: EngineOptions, report=None) -> FakeTranscriber:
         self.calls.append(options)
         if self.error is not None:
             raise self.error

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from app import cli, cli_output
-from app.cli import ModelOptions, main
+from app.cli import main
+from app.engine_options import EngineOptions
 from core.errors import CheckpointError
 from tests.cli_fakes import RATE, FakeFactory, FakeTranscriber, one_error_line, run, wav
 from tests.disks import fill, small_disk
@@ -26,7 +27,7 @@ def test_one_file_prints_text_to_stdout(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert out == "w0 w1 end.\n"
-    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto")]  # int8 on a CPU
+    assert factory.calls == [EngineOptions(cli.DEFAULT_MODEL, None, None, "auto")]  # int8 on a CPU
 
 
 def test_srt_format_is_taken_from_the_output_extension(tmp_path, capsys):
@@ -60,13 +61,13 @@ def test_engine_options_reach_the_factory(tmp_path):
         [wav(tmp_path / "a.wav"), "--model", str(tmp_path), "--device", "cuda:1", "--dtype", "bfloat16",
          "--quantize", "int8", "-o", "-"]
     )
-    assert factory.calls == [ModelOptions(str(tmp_path), "cuda:1", "bfloat16", "int8")]
+    assert factory.calls == [EngineOptions(str(tmp_path), "cuda:1", "bfloat16", "int8")]
     _, factory = run([wav(tmp_path / "a.wav"), "--quantize", "int4", "-o", "-"])
-    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "int4")]
+    assert factory.calls == [EngineOptions(cli.DEFAULT_MODEL, None, None, "int4")]
     _, factory = run([wav(tmp_path / "a.wav"), "--compile", "-o", "-"])
-    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=True)]
+    assert factory.calls == [EngineOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=True)]
     _, factory = run([wav(tmp_path / "a.wav"), "--no-compile", "-o", "-"])
-    assert factory.calls == [ModelOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=False)]
+    assert factory.calls == [EngineOptions(cli.DEFAULT_MODEL, None, None, "auto", compile=False)]
 
 
 def test_several_files_into_a_folder_load_the_model_once(tmp_path, capsys):

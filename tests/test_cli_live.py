@@ -87,9 +87,9 @@ def test_live_until_a_signal_keeps_every_word(tiny_ckpt, data_dir, microphone, c
 def test_live_compiles_where_it_would_fall_behind_unless_told(tiny_ckpt, data_dir, microphone, flags, expected):
     asked = []
 
-    def engine(options):
+    def engine(options, report):
         asked.append(options.compile)
-        return StreamingTranscriber.from_pretrained(options.source)
+        return StreamingTranscriber.from_pretrained(options.model)
 
     microphone.then = lambda stream: stream.feed(speech(0.5), block=512)
     code = main(["live", "--model", str(tiny_ckpt), "--seconds", "0.2", "--no-audio", *flags],

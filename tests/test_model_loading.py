@@ -3,19 +3,16 @@
 import gc
 import json
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from app.engine_options import EngineOptions
 from app.model_loading import KeptEngine
 from tests.markers import needs_int4
 
 
-@dataclass(frozen=True)
-class Options:
-    model: str = "m"
-    device: str = "auto"
-    quantize: str | None = "auto"
-    dtype: str | None = None
-    compile: bool = False
+def Options(**fields) -> EngineOptions:  # noqa: N802 (reads as the type it makes)
+    """A live engine's options, as the pipeline asks for them."""
+    return EngineOptions(**{"model": "m", "live": True, **fields})
 
 
 class Engine:
@@ -160,3 +157,14 @@ def test_a_remembered_choice_that_cannot_be_read_or_written_costs_only_the_short
     (tmp_path / "a-file").write_text("")  # its folder cannot be made
     blocked.put(key, "int8", 0.05)  # logged, not raised
     assert blocked.get(key) is None and "could not remember" in caplog.text
+
+
+def test_auto_precision_for_files_is_int8_and_measures_nothing(tiny_ckpt, tmp_path, monkeypatch):
+    import core.generation
+    from app.live_precision import CHOICE_FILE
+    from app.model_loading import load_transcriber
+
+    monkeypatch.setenv("SURTITLE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(core.generation, "KEEP_UP_SHARE", 0.0)  # a live engine would take int4 here
+    engine = load_transcriber(EngineOptions(str(tiny_ckpt)))  # `surtitle transcribe`: "auto", not live
+    assert engine.model.quantization == "int8" and not (tmp_path / CHOICE_FILE).exists()

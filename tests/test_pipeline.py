@@ -19,6 +19,7 @@ import soxr
 
 from app.audio.capture import AudioCapture
 from app.journal import Journal, JournalError
+from app.engine_options import EngineOptions
 from app.pipeline import LivePipeline, PipelineOptions
 from app.pipeline_types import PipelineListener
 from core import StreamingTranscriber
@@ -28,6 +29,10 @@ from tests.signals import noise as engine_noise
 
 RATE = 48_000
 WAIT = 60  # seconds; only reached when something is broken
+
+
+def live_engine(model, **fields) -> EngineOptions:
+    return EngineOptions(str(model), compile=fields.pop("compile", "auto"), live=True, **fields)
 
 
 def noise(seconds: float, seed: int):
@@ -123,7 +128,7 @@ class Session:
             return self.engine
 
         self.pipeline = LivePipeline(
-            PipelineOptions(model=str(ckpt), status_interval_s=0.0, **options), self.listener,
+            PipelineOptions(live_engine(ckpt), status_interval_s=0.0, **options), self.listener,
             capture_factory=lambda opts: AudioCapture(sd=self.sd, ring_s=ring_s),
             transcriber_factory=engines or engine_factory, journal=self.journal)
         self.thread = threading.Thread(target=self.pipeline.run, args=(self.stop, self.pause))
@@ -294,7 +299,7 @@ def test_no_microphone_is_one_error_and_no_session(tiny_ckpt, tmp_path):
     listener = Recorder()
     sd = FakeSoundDevice(devices=[], default_input=-1)
     journal = Journal(tmp_path / "j.sqlite3")
-    pipeline = LivePipeline(PipelineOptions(model=str(tiny_ckpt)), listener, journal=journal,
+    pipeline = LivePipeline(PipelineOptions(live_engine(tiny_ckpt)), listener, journal=journal,
                             capture_factory=lambda o: AudioCapture(sd=sd),
                             transcriber_factory=lambda o, r: StreamingTranscriber.from_pretrained(tiny_ckpt))
     assert pipeline.run(threading.Event()) is None
@@ -332,10 +337,10 @@ def test_an_engine_loaded_for_a_session_that_never_began_is_kept(tiny_ckpt, tmp_
 
     loads = []
     engines = KeptEngine(lambda options, report: loads.append(1) or StreamingTranscriber.from_pretrained(tiny_ckpt))
-    stopped = LivePipeline(PipelineOptions(model=str(tiny_ckpt)), Recorder(), transcriber_factory=engines)
+    stopped = LivePipeline(PipelineOptions(live_engine(tiny_ckpt)), Recorder(), transcriber_factory=engines)
     stopped.load()
     stopped.release()  # Stop pressed while it loaded
-    again = LivePipeline(PipelineOptions(model=str(tiny_ckpt)), Recorder(), transcriber_factory=engines)
+    again = LivePipeline(PipelineOptions(live_engine(tiny_ckpt)), Recorder(), transcriber_factory=engines)
     again.load()
     assert loads == [1] and stopped.transcriber is None and again.transcriber is not None
 
@@ -368,7 +373,7 @@ def test_an_engine_that_failed_is_not_kept(tiny_ckpt, tmp_path):
 def test_model_is_loaded_with_progress(tiny_ckpt, tmp_path):
     listener = Recorder()
     # compile named: "auto" (the default) would add a "compile" stage on a CPU too slow to keep up
-    pipeline = LivePipeline(PipelineOptions(model=str(tiny_ckpt), compile=False), listener)
+    pipeline = LivePipeline(PipelineOptions(live_engine(tiny_ckpt, compile=False)), listener)
     pipeline.load()
     stages = {stage for stage, _, _ in listener.loading}
     assert stages == {"weights"} and listener.loading[-1][1] == listener.loading[-1][2] > 0
@@ -378,7 +383,7 @@ def test_model_is_loaded_with_progress(tiny_ckpt, tmp_path):
 def test_a_missing_model_is_one_error(tmp_path):
     listener = Recorder()
     sd = FakeSoundDevice([FakeDevice("Fake Mic", 1, float(RATE))])  # not this machine's sound server
-    pipeline = LivePipeline(PipelineOptions(model=str(tmp_path / "nowhere")), listener,
+    pipeline = LivePipeline(PipelineOptions(live_engine(tmp_path / "nowhere")), listener,
                             journal=Journal(tmp_path / "j.sqlite3"), capture_factory=lambda o: AudioCapture(sd=sd))
     assert pipeline.run(threading.Event()) is None
     assert len(listener.errors) == 1 and "nowhere" in listener.errors[0]

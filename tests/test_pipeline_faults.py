@@ -5,6 +5,7 @@ import os
 import threading
 
 from app.audio.capture import AudioCapture
+from app.engine_options import EngineOptions
 from app.journal import Journal
 from app.pipeline import LivePipeline, PipelineListener, PipelineOptions
 from core.words import Word
@@ -23,7 +24,7 @@ class Errors(PipelineListener):
 def test_no_microphone_is_said_before_the_model_loads(tmp_path):
     loads = []
     listener = Errors()
-    pipeline = LivePipeline(PipelineOptions(model="kyutai/stt-1b-en_fr-trfs"), listener,
+    pipeline = LivePipeline(PipelineOptions(EngineOptions(live=True)), listener,
                             capture_factory=lambda o: AudioCapture(sd=FakeSoundDevice(devices=[], default_input=-1)),
                             transcriber_factory=lambda options, report: loads.append(options),
                             journal=Journal(tmp_path / "j.sqlite3"))
@@ -40,7 +41,7 @@ def test_a_full_disk_is_said_once_then_once_a_minute_and_nothing_is_lost(tmp_pat
     with small_disk(tmp_path / "disk", size="512k") as disk:
         journal = Journal(disk / "journal.sqlite3", clock=clock)
         listener = Errors()
-        pipeline = LivePipeline(PipelineOptions(model="m"), listener, journal=journal, clock=clock)
+        pipeline = LivePipeline(PipelineOptions(EngineOptions("m", live=True)), listener, journal=journal, clock=clock)
         pipeline.session_id = sid = journal.start_session("m", "mic")
         fill(disk)
 

@@ -154,15 +154,17 @@ class _SignalListener:
 
 def options_from_settings(settings: Any, input_device: str) -> Any:
     """The `PipelineOptions` for a session started now with the user's settings."""
+    from app.engine_options import EngineOptions
     from app.gui.settings import Key
     from app.pipeline_types import PipelineOptions
 
-    return PipelineOptions(
+    device = str(settings.value(Key.COMPUTE_DEVICE))
+    engine = EngineOptions(
         model=str(settings.value(Key.MODEL)),
-        device=str(settings.value(Key.COMPUTE_DEVICE)),
-        input_device=input_device or None,
-        save_audio=bool(settings.value(Key.SAVE_AUDIO)),
-        max_lag_s=float(settings.value(Key.MAX_LAG_S)),
+        device=None if device == "auto" else device,
         quantize=None if settings.value(Key.PRECISION) == "full" else str(settings.value(Key.PRECISION)),
         compile={"auto": "auto", "always": True, "never": False}[str(settings.value(Key.COMPILE))],
+        live=True,
     )
+    return PipelineOptions(engine, input_device=input_device or None, save_audio=bool(settings.value(Key.SAVE_AUDIO)),
+                           max_lag_s=float(settings.value(Key.MAX_LAG_S)))

@@ -138,14 +138,18 @@ def test_options_follow_the_settings(settings):
     settings.set_value(Key.PRECISION, "int8")
     settings.set_value(Key.MAX_LAG_S, 5.0)
     options = options_from_settings(settings, "USB headset")
-    assert (options.model, options.device, options.quantize, options.max_lag_s, options.input_device) == (
+    engine = options.engine
+    assert (engine.model, engine.device, engine.quantize, options.max_lag_s, options.input_device) == (
         "kyutai/stt-1b-en_fr-trfs", "cpu", "int8", 5.0, "USB headset")
+    assert engine.live  # "auto" precision is chosen for live speed
     assert options_from_settings(settings, "").input_device is None
-    assert options.compile == "auto"  # the engine compiles only where the CPU would not keep up
+    assert engine.compile == "auto"  # the engine compiles only where the CPU would not keep up
     settings.set_value(Key.COMPILE, "always")
-    assert options_from_settings(settings, "").compile is True
+    assert options_from_settings(settings, "").engine.compile is True
     settings.set_value(Key.COMPILE, "never")
-    assert options_from_settings(settings, "").compile is False
+    assert options_from_settings(settings, "").engine.compile is False
+    settings.set_value(Key.COMPUTE_DEVICE, "auto")
+    assert options_from_settings(settings, "").engine.device is None  # automatic, as on the command line
 
 
 def test_the_first_lag_gap_of_an_int8_cpu_engine_offers_4_bit_weights(tiny_ckpt):
@@ -176,4 +180,4 @@ def test_options_take_4_bit_weights(settings):
     from app.gui.worker import options_from_settings
 
     settings.set_value(Key.PRECISION, "int4")
-    assert options_from_settings(settings, "").quantize == "int4"
+    assert options_from_settings(settings, "").engine.quantize == "int4"
