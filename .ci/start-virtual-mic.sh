@@ -2,6 +2,7 @@
 # A virtual microphone for the live tests: PulseAudio with a null sink "vmic" whose monitor is the
 # default source. What is played into the sink (`paplay --device=vmic speech.wav`) is what
 # sounddevice records from the default input (ALSA "default" -> pulse, via libasound2-plugins).
+# And virtual speakers: a null sink "speakers", the default output, whose monitor is the system audio.
 #
 # SOURCE this file (it exports XDG_RUNTIME_DIR and PULSE_SERVER for the tests); stop the server
 # with .ci/stop-virtual-mic.sh. Needs: pulseaudio pulseaudio-utils libasound2-plugins libportaudio2.
@@ -36,8 +37,15 @@ if [ "$_vmic_up" != yes ]; then
   cat "$_vmic_log" >&2
   return 1 2>/dev/null || exit 1
 fi
-if ! { pactl set-default-sink vmic && pactl set-default-source vmic.monitor; }; then
-  echo "virtual mic: could not make vmic the default sink and source" >&2
+# "The computer's speakers": a second null sink, the default output, kept rendering like vmic. Its
+# monitor is what `surtitle live --source system` captures; paplay --device=speakers plays into it.
+pactl load-module module-null-sink sink_name=speakers rate="$_vmic_rate" channels=2 \
+  sink_properties=device.description=Speakers >/dev/null &&
+pactl load-module module-null-source source_name=speakers_keepalive rate="$_vmic_rate" channels=2 >/dev/null &&
+pactl load-module module-loopback source=speakers_keepalive sink=speakers latency_msec=20 source_dont_move=true \
+  sink_dont_move=true >/dev/null
+if ! { pactl set-default-sink speakers && pactl set-default-source vmic.monitor; }; then
+  echo "virtual mic: could not make speakers the default output and vmic's monitor the default input" >&2
   return 1 2>/dev/null || exit 1
 fi
 sleep "${VMIC_SETTLE_S:-2.5}"

@@ -86,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of errors")
     _add_transcribe(commands, common)
+    from app.cli_devices import add_devices
     from app.cli_live import add_live  # these import cli's helpers: imported once cli is complete
     from app.cli_sessions import add_export, add_sessions
 
     add_live(commands, common)
+    add_devices(commands, common)
     add_sessions(commands, common)
     add_export(commands, common)
     return parser

@@ -13,11 +13,11 @@ import threading
 from collections.abc import Callable
 
 from app.audio.capture import list_input_devices
-from app.cli_common import add_engine_options, engine_options, error, format_clock, stop_on_signals
+from app.cli_common import UsageError, add_engine_options, engine_options, error, format_clock, stop_on_signals
 from app.journal import Journal
 from app.model_loading import could_run_faster, load_transcriber
 from app.pipeline import LivePipeline, default_capture
-from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions
+from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, Source
 from app.recovery import recover_unfinished
 from app.terminal_captions import TerminalCaptions
 
@@ -26,11 +26,15 @@ make_capture = default_capture  # tests put a fake microphone here
 
 def add_live(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
-        "live", parents=[common], help="live captions from the microphone, in the terminal",
-        description="Caption the microphone live in the terminal; every session is saved in the journal "
-        "(see `surtitle sessions` and `surtitle export`).",
+        "live", parents=[common], help="live captions from the microphone or what the computer plays, in the terminal",
+        description="Caption the microphone (or, with --source system, what the computer plays) live in the "
+        "terminal; every session is saved in the journal (see `surtitle sessions` and `surtitle export`).",
     )
     add_engine_options(p)
+    p.add_argument("--source", choices=[s.value for s in Source], default=Source.MICROPHONE.value,
+                   help="what to caption: mic (an input, see --input) or system (what the computer plays: the "
+                   "other side of a call, a video; the default output, followed when it changes) "
+                   "(default: %(default)s; `surtitle devices` lists both)")
     p.add_argument("--input", metavar="DEVICE", help="input device name (or part of it) or index (default: the "
                    "system's default input; see --list-inputs)")
     p.add_argument("--list-inputs", action="store_true", help="list the input devices and exit")
@@ -51,7 +55,11 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
         print(f"surtitle: recovered session {info.id} ({info.title!r}, {info.word_count} words, "
               f"{format_clock(info.duration_s)}), which was interrupted; "
               f"`surtitle export {info.id}` writes its transcript", file=sys.stderr)
-    options = PipelineOptions(engine_options(args, live=True), input_device=args.input,
+    source = Source(args.source)
+    if source is Source.SYSTEM and args.input is not None:
+        raise UsageError("--input picks a microphone; --source system captures the default output (change it "
+                         "in the system's sound settings, or leave out --input)")
+    options = PipelineOptions(engine_options(args, live=True), source=source, input_device=args.input,
                               save_audio=not args.no_audio, max_lag_s=args.max_lag, title=args.title)
     stop = threading.Event()
     captions = TerminalCaptions(sys.stdout)

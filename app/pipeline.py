@@ -28,18 +28,19 @@ from pathlib import Path
 
 from app.audio.capture import AudioCapture
 from app.audio.level import SILENT, Level
+from app.audio.system_audio import SystemAudioCapture
 from app.export import to_json
 from app.journal import Journal, JournalError
 from app.model_loading import Transcriber, TranscriberFactory, load_transcriber
 from app.output_file import write_text_atomic
 from app.paths import AUDIO_FOLDER
-from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener
+from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener, Source
 from app.session_audio import SessionAudio, SessionAudioError, new_audio_path
 from app.session_recorder import SessionRecorder
 from core.errors import CheckpointError, SurtitleError
 from core.words import Word
 
-__all__ = ["LivePipeline", "PipelineInfo", "PipelineListener", "PipelineOptions", "PipelineStatus"]
+__all__ = ["LivePipeline", "PipelineInfo", "PipelineListener", "PipelineOptions", "PipelineStatus", "Source"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ CaptureFactory = Callable[[PipelineOptions], AudioCapture]
 
 
 def default_capture(options: PipelineOptions) -> AudioCapture:
-    return AudioCapture(options.input_device, ring_s=options.max_lag_s + RING_MARGIN_S)
+    ring_s = options.max_lag_s + RING_MARGIN_S
+    if options.source is Source.SYSTEM:
+        return SystemAudioCapture(ring_s=ring_s)
+    return AudioCapture(options.input_device, ring_s=ring_s)
 
 
 class LivePipeline:

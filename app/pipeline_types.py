@@ -6,6 +6,7 @@ talk to `app.pipeline.LivePipeline` (design note 2).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -14,10 +15,18 @@ from app.engine_options import EngineOptions
 from core.words import Word
 
 
+class Source(enum.Enum):
+    """What a live session hears."""
+
+    MICROPHONE = "mic"  # an input device: the microphone, or whatever input the user picks
+    SYSTEM = "system"  # what the computer plays (the default output), as the others in a call say it
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     # the model and how it runs; a live engine by default: compiled where it would fall behind
     engine: EngineOptions = field(default_factory=lambda: EngineOptions(compile="auto", live=True))
+    source: Source = Source.MICROPHONE
     input_device: str | int | None = None  # input device name (or part of it) or index; None: default input
     save_audio: bool = True  # record the session audio (24 kHz 16-bit WAV) next to the journal
     max_lag_s: float = 10.0  # when the engine falls further behind live than this, skip to live (a gap)

@@ -8,6 +8,7 @@ from its thread. `vanish()` does what a killed sound server does: the stream goe
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,8 @@ class FakeInputStream:
         self.callback, self.finished_callback = callback, finished_callback
         self.active = False
         self.closed = False
+        # what ALSA's PulseAudio plugin would record from: it reads PULSE_SOURCE as the stream opens
+        self.pulse_source = os.environ.get("PULSE_SOURCE")
         sd.streams.append(self)
 
     def start(self) -> None:

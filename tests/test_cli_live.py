@@ -231,3 +231,24 @@ def test_the_first_lag_gap_of_an_int8_cpu_engine_suggests_int4(tiny_ckpt, capsys
     listener.engine = lambda: full
     listener.on_gap(10.0, 20.0, "skipped: lag")
     assert "int4" not in capsys.readouterr().err  # float32 was chosen on purpose: no advice
+
+
+def test_system_audio_with_a_microphone_named_is_a_usage_error(capsys):
+    assert main(["live", "--source", "system", "--input", "USB"]) == 2
+    assert "--input picks a microphone" in capsys.readouterr().err
+
+
+def test_devices_lists_the_microphones_and_the_outputs(monkeypatch, capsys):
+    from app import cli_devices
+    from app.audio.capture import list_input_devices
+    from app.audio.system_audio import list_outputs
+    from tests.fake_pulse import FakePulseServer
+
+    sd = FakeSoundDevice([FakeDevice("USB headset"), FakeDevice("Built-in mic")], default_input=1)
+    monkeypatch.setattr(cli_devices, "list_input_devices", lambda: list_input_devices(sd))
+    monkeypatch.setattr(cli_devices, "list_outputs", lambda: list_outputs(FakePulseServer().connect))
+    assert main(["devices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("USB headset" in line and "*" not in line for line in lines)
+    assert any("Built-in mic" in line and "*" in line for line in lines)
+    assert "  * Speakers  (speakers)" in lines and "    Headphones  (headphones)" in lines

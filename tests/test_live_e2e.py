@@ -53,6 +53,17 @@ def _pulse_problem() -> str | None:
 
 
 needs_vmic = pytest.mark.skipif(_pulse_problem() is not None, reason=str(_pulse_problem()))
+
+
+def _speakers_problem() -> str | None:
+    problem = _pulse_problem()
+    if problem is None and "speakers" not in subprocess.run(["pactl", "get-default-sink"], capture_output=True,
+                                                            text=True, timeout=10).stdout:
+        problem = "the PulseAudio server's default output is not 'speakers' (start it with .ci/start-virtual-mic.sh)"
+    return problem
+
+
+needs_speakers = pytest.mark.skipif(_speakers_problem() is not None, reason=str(_speakers_problem()))
 TOOLS = ("pulseaudio", "pactl", "paplay", "espeak-ng")
 needs_pulseaudio = pytest.mark.skipif(not all(map(shutil.which, TOOLS)),
                                       reason=f"needs {', '.join(TOOLS)} (apt-get install pulseaudio pulseaudio-utils "
@@ -105,8 +116,8 @@ class Live:
         self.proc.wait()
 
 
-def play(path: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(["paplay", "--device=vmic", str(path)], env=env)
+def play(path: Path, env: dict | None = None, device: str = "vmic") -> subprocess.Popen:
+    return subprocess.Popen(["paplay", f"--device={device}", str(path)], env=env)
 
 
 def offline(ckpt: Path, audio: np.ndarray):
@@ -166,6 +177,65 @@ def test_speech_into_the_virtual_microphone_is_journaled_as_offline_transcriptio
     assert journal.words(info.id) == words  # same samples, same tokens, same words
     captions = "".join(iter(live.out_lines.get, None))
     assert captions.split() == [w.text for w in words]
+
+
+@pytest.fixture(scope="module")
+def other_speech(tmp_path_factory):
+    """What the other side of a call says: not what the microphone hears."""
+    path = tmp_path_factory.mktemp("speech") / "other.wav"
+    subprocess.run(["espeak-ng", "-v", "en+f3", "-w", str(path),
+                    "Good morning everyone. The quarterly numbers look better than we expected."], check=True)
+    return path
+
+
+def _resampled(path: Path) -> np.ndarray:
+    import soxr
+
+    audio, rate = sf.read(path, dtype="float32")
+    return soxr.resample(audio, rate, 24_000)
+
+
+@needs_speakers
+def test_what_the_computer_plays_is_captioned_and_the_microphone_is_not(tiny_ckpt, speech, other_speech, tmp_path):
+    live = Live(tmp_path / "data", "--source", "system", "--model", str(tiny_ckpt), "--seconds", "7", *PINNED)
+    try:
+        assert "'System audio (Speakers)'" in live.wait_for_stderr("listening on")
+        players = [play(other_speech, device="speakers"), play(speech, device="vmic")]  # at once
+        assert all(p.wait(WAIT) == 0 for p in players)
+        assert live.proc.wait(WAIT) == 0, live.rest_of_stderr()
+    finally:
+        live.kill()
+    journal = Journal(tmp_path / "data" / "journal.sqlite3")
+    (info,) = journal.sessions()
+    assert info.device == "System audio (Speakers)"
+    audio, _ = sf.read(info.audio_path, dtype="float32")
+    assert best_correlation(audio, _resampled(other_speech)) > 0.9  # the speakers' sound...
+    assert best_correlation(audio, _resampled(speech)) < 0.3  # ...and not the microphone's
+    words, _ = offline(tiny_ckpt, audio)
+    assert len(words) > 10 and journal.words(info.id) == words
+
+
+@needs_speakers
+def test_system_audio_follows_a_new_default_output_without_a_gap(tiny_ckpt, other_speech, tmp_path):
+    loaded = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=headphones",
+                             "sink_properties=device.description=Headphones"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    live = Live(tmp_path / "data", "--source", "system", "--model", str(tiny_ckpt), "--seconds", "8", *PINNED)
+    try:
+        live.wait_for_stderr("listening on")
+        subprocess.run(["pactl", "set-default-sink", "headphones"], check=True)  # headphones plugged in
+        threading.Event().wait(2.0)  # the capture asks the server once a second: let it see the change
+        assert play(other_speech, device="headphones").wait(WAIT) == 0
+        assert live.proc.wait(WAIT) == 0, live.rest_of_stderr()
+    finally:
+        live.kill()
+        subprocess.run(["pactl", "set-default-sink", "speakers"], check=True)
+        subprocess.run(["pactl", "unload-module", loaded], check=True)
+    journal = Journal(tmp_path / "data" / "journal.sqlite3")
+    (info,) = journal.sessions()
+    audio, _ = sf.read(info.audio_path, dtype="float32")
+    assert best_correlation(audio, _resampled(other_speech)) > 0.9  # heard through the new output
+    assert journal.gaps(info.id) == [] and info.duration_s > 7.0  # one session, its time whole
 
 
 @needs_vmic
