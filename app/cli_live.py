@@ -17,7 +17,8 @@ from app.cli_common import UsageError, add_engine_options, engine_options, error
 from app.journal import Journal
 from app.model_loading import could_run_faster, load_transcriber
 from app.pipeline import LivePipeline, default_capture
-from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, Source
+from app.audio.source import Source
+from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions
 from app.recovery import recover_unfinished
 from app.terminal_captions import TerminalCaptions
 

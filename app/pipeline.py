@@ -34,7 +34,8 @@ from app.journal import Journal, JournalError
 from app.model_loading import Transcriber, TranscriberFactory, load_transcriber
 from app.output_file import write_text_atomic
 from app.paths import AUDIO_FOLDER
-from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener, Source
+from app.audio.source import Source
+from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener
 from app.session_audio import SessionAudio, SessionAudioError, new_audio_path
 from app.session_recorder import SessionRecorder
 from core.errors import CheckpointError, SurtitleError

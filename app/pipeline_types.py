@@ -6,20 +6,13 @@ talk to `app.pipeline.LivePipeline` (design note 2).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from app.audio.source import Source
 from app.engine_options import EngineOptions
 from core.words import Word
-
-
-class Source(enum.Enum):
-    """What a live session hears."""
-
-    MICROPHONE = "mic"  # an input device: the microphone, or whatever input the user picks
-    SYSTEM = "system"  # what the computer plays (the default output), as the others in a call say it
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from app.gui.actions import AppActions
 from app.gui.device_picker import InputDevicePicker
 from app.gui.level_meter import LevelMeter
 from app.gui.model_picker import ModelPicker
+from app.gui.source_picker import SourcePicker
 
 
 def loading_text(stage: str, done: int, total: int) -> str:
@@ -49,10 +50,10 @@ def _button(action: QAction, primary: bool = False) -> QToolButton:
 
 
 class SessionControls(QWidget):
-    def __init__(self, actions: AppActions, devices: InputDevicePicker, models: ModelPicker,
+    def __init__(self, actions: AppActions, sources: SourcePicker, devices: InputDevicePicker, models: ModelPicker,
                  parent: QWidget | None = None):
         super().__init__(parent)
-        self.devices, self.models = devices, models
+        self.sources, self.devices, self.models = sources, devices, models
         self.meter = LevelMeter()
         self.progress = QProgressBar(textVisible=True)
         self.progress.setFormat("")
@@ -61,6 +62,7 @@ class SessionControls(QWidget):
         pickers = QFormLayout()
         pickers.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         pickers.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        pickers.addRow("Listen to", sources)
         pickers.addRow("Microphone", devices)
         pickers.addRow("Model", models)
         meter_row = QHBoxLayout()

@@ -29,10 +29,12 @@ from app.gui.recovery import RecoveryBanner
 from app.gui.session import SessionController, SessionState
 from app.gui.settings import Key, Settings
 from app.gui.settings_dialog import SettingsDialog
+from app.gui.source_picker import SourcePicker
 from app.gui.status_bar import SessionStatusBar
 from app.gui.transcript_view import TranscriptView, clock
 from app.gui.tray import make_tray
 from app.gui.worker import NO_SESSION, options_from_settings
+from app.audio.source import Source
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,10 @@ class MainWindow(QMainWindow):
         self.history: HistoryWindow | None = None
 
         self.commands = AppActions(self)
+        self.sources = SourcePicker()
         self.devices = InputDevicePicker(device_lister)
         self.models = ModelPicker(folder_chooser)
-        self.controls = SessionControls(self.commands, self.devices, self.models)
+        self.controls = SessionControls(self.commands, self.sources, self.devices, self.models)
         self.banner = RecoveryBanner(journal) if journal is not None else None
         self.transcript = TranscriptView()
         self.status = SessionStatusBar()
@@ -115,6 +118,7 @@ class MainWindow(QMainWindow):
         c.remedy_offered.connect(self.on_controller_remedy_offered)
         c.error_occurred.connect(self.on_controller_error_occurred)
         c.finished.connect(self.on_controller_finished)
+        self.sources.source_chosen.connect(lambda value: self.settings.set_value(Key.SOURCE, value))
         self.devices.device_chosen.connect(lambda name: self.settings.set_value(Key.INPUT_DEVICE, name))
         self.models.model_chosen.connect(lambda model: self.settings.set_value(Key.MODEL, model))
         self.models.folder_rejected.connect(self.errors.show)
@@ -127,6 +131,7 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value(Key.WINDOW_GEOMETRY)
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(str(geometry).encode()))
+        self.sources.select(Source(self.settings.value(Key.SOURCE)))
         self.devices.select_name(str(self.settings.value(Key.INPUT_DEVICE)))
         self.models.select_model(str(self.settings.value(Key.MODEL)))
         for key in (Key.OVERLAY_VISIBLE, Key.OVERLAY_CLICK_THROUGH):
@@ -143,7 +148,7 @@ class MainWindow(QMainWindow):
     def on_start_triggered(self) -> None:
         if self.controller.is_active:
             return
-        if not self.devices.has_devices:
+        if self.sources.selected() is Source.MICROPHONE and not self.devices.has_devices:
             self.errors.show("No microphone found: plug one in (the list updates by itself) and press "
                              "Start again.", Remedy.CHOOSE_INPUT)
             return
@@ -169,7 +174,7 @@ class MainWindow(QMainWindow):
         a.pause.blockSignals(False)
         a.stop.setEnabled(state in (SessionState.LOADING, SessionState.RUNNING, SessionState.PAUSED))
         a.move_start_stop_key(active)
-        self.devices.setEnabled(not active and self.devices.has_devices)
+        self._enable_input_pickers(active)
         self.devices.set_scanning(not active)  # re-scanning PortAudio would disturb the open stream
         self.models.setEnabled(not active)
         if state is not SessionState.LOADING:
@@ -269,8 +274,16 @@ class MainWindow(QMainWindow):
         self.settings.set_value(Key.OVERLAY_VISIBLE, True)
         self.overlay.apply_preset(preset)
 
+    def _enable_input_pickers(self, active: bool) -> None:
+        self.sources.setEnabled(not active)
+        hears_microphone = self.sources.selected() is Source.MICROPHONE
+        self.devices.setEnabled(not active and hears_microphone and self.devices.has_devices)
+
     def on_settings_changed(self, key: Key) -> None:
         value = self.settings.value(key)
+        if key is Key.SOURCE:
+            self.sources.select(Source(value))
+            self._enable_input_pickers(self.controller.is_active)
         action = {Key.OVERLAY_VISIBLE: self.commands.show_overlay,
                   Key.OVERLAY_CLICK_THROUGH: self.commands.click_through}.get(key)
         if action is not None and action.isChecked() != bool(value):

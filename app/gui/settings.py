@@ -22,6 +22,7 @@ MODEL_2_6B = "kyutai/stt-2.6b-en-trfs"
 
 
 class Key(str, Enum):
+    SOURCE = "audio/source"  # an app.pipeline_types.Source value: the microphone or the system's sound
     INPUT_DEVICE = "audio/input_device"  # device name; "" = the system default
     MODEL = "model/source"  # hub repo id or local checkpoint folder
     COMPUTE_DEVICE = "engine/device"
@@ -80,6 +81,10 @@ _CAPTIONS, _RECOGNITION = "Captions", "Recognition"
 GROUPS = (_CAPTIONS, _RECOGNITION)  # the order the settings dialog shows them in
 
 SCHEMA: dict[Key, Setting] = {s.key: s for s in (
+    Setting(Key.SOURCE, "mic", "Listen to", group=_RECOGNITION,
+            tooltip="The microphone, or what the computer plays: the other side of a call, a video "
+                    "(Linux: the default output, followed when it changes).",
+            choices=(("mic", "Microphone"), ("system", "What the computer plays"))),
     Setting(Key.INPUT_DEVICE, ""),
     Setting(Key.MODEL, MODEL_1B),
     Setting(Key.COMPUTE_DEVICE, "auto", "Run the model on", group=_RECOGNITION,

@@ -156,6 +156,7 @@ def options_from_settings(settings: Any, input_device: str) -> Any:
     """The `PipelineOptions` for a session started now with the user's settings."""
     from app.engine_options import EngineOptions
     from app.gui.settings import Key
+    from app.audio.source import Source
     from app.pipeline_types import PipelineOptions
 
     device = str(settings.value(Key.COMPUTE_DEVICE))
@@ -166,5 +167,5 @@ def options_from_settings(settings: Any, input_device: str) -> Any:
         compile={"auto": "auto", "always": True, "never": False}[str(settings.value(Key.COMPILE))],
         live=True,
     )
-    return PipelineOptions(engine, input_device=input_device or None, save_audio=bool(settings.value(Key.SAVE_AUDIO)),
-                           max_lag_s=float(settings.value(Key.MAX_LAG_S)))
+    return PipelineOptions(engine, source=Source(settings.value(Key.SOURCE)), input_device=input_device or None,
+                           save_audio=bool(settings.value(Key.SAVE_AUDIO)), max_lag_s=float(settings.value(Key.MAX_LAG_S)))

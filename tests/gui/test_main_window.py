@@ -124,6 +124,24 @@ def test_no_microphone_says_so_instead_of_starting(make_window):
     assert window.errors.last_message.startswith("No microphone found")
 
 
+def test_what_the_computer_plays_is_captioned_without_a_microphone(qtbot, make_window, settings, pipelines):
+    from app.audio.source import Source
+
+    window = make_window(device_lister=lambda: [])
+    assert window.sources.currentText() == "Microphone"  # the default
+    window.sources.setCurrentIndex(window.sources.findData(Source.SYSTEM.value))
+    window.sources.activated.emit(window.sources.currentIndex())
+    assert settings.value(Key.SOURCE) == "system"
+    assert not window.devices.isEnabled()  # no microphone is listened to: nothing to pick there
+    window.commands.start.trigger()  # no microphone, and it starts all the same
+    assert pipelines.latest.options.source is Source.SYSTEM
+    qtbot.waitUntil(lambda: window.controller.is_active, timeout=5000)
+    assert not window.sources.isEnabled()  # not while a session runs
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.is_active, timeout=5000)
+    assert window.sources.isEnabled() and make_window().sources.currentText() == "What the computer plays"
+
+
 def test_second_error_reuses_the_open_dialog(make_window):
     window = make_window()
     window.errors.show("First problem.")
