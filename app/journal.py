@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from app.journal_schema import SCHEMA, SCHEMA_VERSION, Passage, explain, fts_phrases, write_passages
+from app.journal_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Passage, explain, fts_phrases, write_passages
 from app.paths import journal_path
 from app.process import process_alive as _process_alive  # tests stub this name to fake a dead recorder
 from core.errors import SurtitleError
@@ -104,6 +104,7 @@ class Journal:
         self._lock = threading.RLock()
         self._live: dict[int, _Live] = {}
         self._last_commit = float("-inf")
+        self._speaker = "speaker"  # the words' speaker column; "''" in an older journal read as it is
         try:
             self._conn = self._connect_for_writing() if access is Access.WRITE else self._connect_for_reading()
         except (sqlite3.Error, OSError) as exc:
@@ -123,12 +124,12 @@ class Journal:
             self.wal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            if version < SCHEMA_VERSION:  # a new file (or, one day, an older schema): the only writes at open
-                conn.executescript(SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:  # a new file or an older schema: the only writes at open
+                _upgrade(conn, version)
         except BaseException:
             conn.close()
             raise
+        self._speaker = "speaker"
         return conn
 
     def _connect_for_reading(self) -> sqlite3.Connection:
@@ -152,15 +153,16 @@ class Journal:
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
             version = self._checked_version(conn)
         self.wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        if version < SCHEMA_VERSION:  # created, never written: nothing to read in it
+        if version == 0:  # created, never written: nothing to read in it
             conn.close()
             return self._empty_journal()
+        self._speaker = "speaker" if version >= 2 else "''"  # read as it is: an older journal is not upgraded
         return conn
 
-    @staticmethod
-    def _empty_journal() -> sqlite3.Connection:
+    def _empty_journal(self) -> sqlite3.Connection:
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         conn.executescript(SCHEMA)
+        self._speaker = "speaker"
         return conn
 
     def _checked_version(self, conn: sqlite3.Connection) -> int:
@@ -237,8 +239,9 @@ class Journal:
             return True
 
     def _insert(self, sid: int, live: _Live) -> None:
-        rows = [(sid, live.committed + i, w.text, w.start, w.end) for i, w in enumerate(live.words)]
-        self._conn.executemany('INSERT INTO words (session_id, seq, text, start, "end") VALUES (?, ?, ?, ?, ?)', rows)
+        rows = [(sid, live.committed + i, w.text, w.start, w.end, w.speaker) for i, w in enumerate(live.words)]
+        self._conn.executemany('INSERT INTO words (session_id, seq, text, start, "end", speaker) '
+                               'VALUES (?, ?, ?, ?, ?, ?)', rows)
         self._conn.executemany('INSERT INTO gaps (session_id, start, "end", reason) VALUES (?, ?, ?, ?)',
                                [(sid, g.start, g.end, g.reason) for g in live.gaps])
         last = max([w.end for w in live.words] + [g.end for g in live.gaps])
@@ -276,7 +279,8 @@ class Journal:
     def words(self, session_id: int) -> list[Word]:
         """Every final word of the session in order, including those not committed yet."""
         with self._lock:
-            rows = self._query('SELECT text, start, "end" FROM words WHERE session_id = ? ORDER BY seq', (session_id,))
+            rows = self._query(f'SELECT text, start, "end", {self._speaker} FROM words WHERE session_id = ? '
+                               'ORDER BY seq', (session_id,))
             return [Word(*row) for row in rows] + self.unsaved_words(session_id)
 
     def gaps(self, session_id: int) -> list[Gap]:
@@ -397,6 +401,19 @@ class Journal:
 
 _SESSION_FIELDS = "id, title, model, device, started_at, ended_at, audio_path, notes, word_count, duration_s"
 _SESSION_COLUMNS = f"SELECT {_SESSION_FIELDS} FROM sessions"
+
+
+def _upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a journal of schema `version` (0: a new file) to SCHEMA_VERSION in one transaction: an
+    interrupted upgrade leaves the journal as it was."""
+    steps = [MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)] if version else []
+    script = ";\n".join(["BEGIN IMMEDIATE", *steps, SCHEMA, f"PRAGMA user_version={SCHEMA_VERSION}", "COMMIT"])
+    try:
+        conn.executescript(script)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _finite(value: object) -> bool:

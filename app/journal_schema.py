@@ -13,7 +13,7 @@ from pathlib import Path
 from app.export import PARAGRAPH_GAP_S
 from core.words import Word
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Times: started_at / ended_at are Unix seconds; word and gap times are seconds of session audio.
 # word_count and duration_s are kept up to date by each commit, so listing sessions reads one row
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS words (
     text        TEXT NOT NULL,
     start       REAL NOT NULL,
     "end"       REAL NOT NULL,
+    speaker     TEXT NOT NULL DEFAULT '',  -- who said it ("You", "Others"), or '' where one source was heard
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gaps (
@@ -53,6 +54,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS passages USING fts5(
     text, session_id UNINDEXED, start UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
 );
 """
+
+# Each step from a version to the next, run in order inside one transaction by Journal. Nothing is
+# lost: columns are only added, with a default that means what the older journal meant.
+MIGRATIONS = {
+    1: 'ALTER TABLE words ADD COLUMN speaker TEXT NOT NULL DEFAULT \'\'',  # v2: who said each word
+}
 
 PASSAGE_MAX_WORDS = 40
 PASSAGE_MIN_SENTENCE_WORDS = 12  # a sentence end closes a passage once it holds this many words

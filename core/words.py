@@ -28,9 +28,13 @@ class Word:
     text: str
     start: float
     end: float
+    speaker: str = ""  # who said it ("You", "Others"), where the caller knows; the engine does not
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "start": round(self.start, 3), "end": round(self.end, 3)}
+        out = {"text": self.text, "start": round(self.start, 3), "end": round(self.end, 3)}
+        if self.speaker:
+            out["speaker"] = self.speaker
+        return out
 
 
 class PieceDecoder(Protocol):

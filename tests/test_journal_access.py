@@ -200,3 +200,49 @@ def test_a_journal_open_for_reading_recovers_nothing_and_leaves_the_audio_alone(
     assert [s.id for s in recover_unfinished(writer)] == [sid] and audio.path.read_bytes() != before
     writer.close()
     audio._file.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, title TEXT NOT NULL, model TEXT NOT NULL, device TEXT NOT NULL,
+    started_at REAL NOT NULL, ended_at REAL, audio_path TEXT, notes TEXT NOT NULL DEFAULT '', pid INTEGER,
+    word_count INTEGER NOT NULL DEFAULT 0, duration_s REAL NOT NULL DEFAULT 0);
+CREATE TABLE words (session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    text TEXT NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
+CREATE TABLE gaps (session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, start REAL NOT NULL,
+    "end" REAL NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX gaps_by_session ON gaps (session_id, start);
+CREATE VIRTUAL TABLE passages USING fts5(text, session_id UNINDEXED, start UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO sessions (id, title, model, device, started_at, ended_at, word_count, duration_s)
+    VALUES (1, 'Last year', 'm', 'mic', 1700000000, 1700000010, 2, 1.4);
+INSERT INTO words VALUES (1, 0, 'hello', 0.5, 0.9), (1, 1, 'there.', 1.0, 1.4);
+INSERT INTO passages (text, session_id, start) VALUES ('hello there.', 1, 0.5);
+PRAGMA user_version = 1;
+"""
+
+
+def _journal_of_version_1(path):
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+
+
+def test_a_journal_of_the_first_schema_reads_as_it_is_and_upgrades_when_written(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    _journal_of_version_1(path)
+    before = path.read_bytes()
+    reader = Journal(path, access=Access.READ)
+    assert reader.words(1) == [Word("hello", 0.5, 0.9), Word("there.", 1.0, 1.4)]
+    reader.close()
+    assert path.read_bytes() == before  # reading did not upgrade it
+
+    writer = Journal(path)
+    assert writer.words(1) == [Word("hello", 0.5, 0.9), Word("there.", 1.0, 1.4)]  # nothing lost
+    assert [h.session_id for h in writer.search("hello")] == [1]
+    sid = writer.start_session("m", "mic")
+    writer.add_words(sid, [Word("mine", 0.1, 0.3, speaker="You"), Word("theirs", 0.2, 0.4, speaker="Others")])
+    writer.end_session(sid)
+    writer.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert [w.speaker for w in Journal(path, access=Access.READ).words(sid)] == ["You", "Others"]
