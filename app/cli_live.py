@@ -33,9 +33,10 @@ def add_live(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     add_engine_options(p)
     p.add_argument("--source", choices=[s.value for s in Source], default=Source.MICROPHONE.value,
-                   help="what to caption: mic (an input, see --input) or system (what the computer plays: the "
-                   "other side of a call, a video; the default output, followed when it changes) "
-                   "(default: %(default)s; `surtitle devices` lists both)")
+                   help="what to caption: mic (an input, see --input), system (what the computer plays: the "
+                   "other side of a call, a video; the default output, followed when it changes) or both (the two "
+                   "sides of a call, labelled You and Others, in one batched engine) "
+                   "(default: %(default)s; `surtitle devices` lists inputs and outputs)")
     p.add_argument("--input", metavar="DEVICE", help="input device name (or part of it) or index (default: the "
                    "system's default input; see --list-inputs)")
     p.add_argument("--list-inputs", action="store_true", help="list the input devices and exit")
@@ -57,7 +58,7 @@ def run_live(args: argparse.Namespace, transcriber_factory) -> int:
               f"{format_clock(info.duration_s)}), which was interrupted; "
               f"`surtitle export {info.id}` writes its transcript", file=sys.stderr)
     source = Source(args.source)
-    if source is Source.SYSTEM and args.input is not None:
+    if source is Source.SYSTEM and args.input is not None:  # with both, --input picks the microphone
         raise UsageError("--input picks a microphone; --source system captures the default output (change it "
                          "in the system's sound settings, or leave out --input)")
     options = PipelineOptions(engine_options(args, live=True), source=source, input_device=args.input,

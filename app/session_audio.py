@@ -54,7 +54,7 @@ def new_audio_path(folder: str | os.PathLike) -> Path:
 
 
 class SessionAudio:
-    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *,
+    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *, channels: int = 1,
                  clock: Callable[[], float] = time.monotonic):
         self.path = Path(path)
         self.sample_rate = sample_rate
@@ -63,14 +63,14 @@ class SessionAudio:
         self._last_flush = clock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, format="WAV",
+            self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=channels, format="WAV",
                                       subtype="PCM_16")
         except (OSError, sf.SoundFileError, RuntimeError) as exc:
             raise SessionAudioError(f"cannot create the session audio file {str(self.path)!r}: "
                                     f"{_reason(exc, self.path)}") from exc
 
     def write(self, pcm: np.ndarray) -> None:
-        """Append int16 samples (see to_pcm16); flushes to disk about once a second."""
+        """Append int16 frames, [n] or [n, channels] (see to_pcm16); flushes to disk about once a second."""
         try:
             self._file.write(pcm)
             self.frames += len(pcm)
@@ -95,6 +95,53 @@ class SessionAudio:
             self._file.close()
         except (OSError, sf.SoundFileError, RuntimeError) as exc:
             raise SessionAudioError(f"cannot finish the session audio file {str(self.path)!r}: {_reason(exc)}") from exc
+
+
+class SharedRecording:
+    """One session audio file whose channels are written by different recorders, each at its own
+    pace (both sides of a call: left the microphone, right what the computer plays). A frame goes to
+    the file once every channel has it, so the channels stay aligned sample for sample; when the last
+    channel closes, the shorter ones are padded with silence and the file is finished."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int):
+        self._file = SessionAudio(path, sample_rate, channels=channels)
+        self.path = self._file.path
+        self._waiting = [np.zeros(0, np.int16) for _ in range(channels)]
+        self._open = set(range(channels))
+
+    def channel(self, index: int) -> "RecordingChannel":
+        return RecordingChannel(self, index)
+
+    def _write(self, index: int, pcm: np.ndarray) -> None:
+        self._waiting[index] = np.concatenate([self._waiting[index], pcm])
+        ready = min(len(w) for w in self._waiting)
+        if ready:
+            frames = np.stack([w[:ready] for w in self._waiting], axis=1)  # [ready, channels]
+            self._waiting = [w[ready:] for w in self._waiting]
+            self._file.write(frames)
+
+    def _close(self, index: int) -> None:
+        self._open.discard(index)
+        if self._open:
+            return
+        longest = max(len(w) for w in self._waiting)
+        if longest:
+            self._file.write(np.stack([np.pad(w, (0, longest - len(w))) for w in self._waiting], axis=1))
+        self._file.close()
+
+
+class RecordingChannel:
+    """One channel of a SharedRecording, written like a SessionAudio of its own."""
+
+    def __init__(self, recording: SharedRecording, index: int):
+        self._recording, self._index = recording, index
+        self.path = recording.path
+
+    def write(self, pcm: np.ndarray) -> None:
+        self._recording._write(self._index, pcm)
+
+    def close(self) -> None:
+        self._recording._close(self._index)
 
 
 def repair(path: str | os.PathLike) -> int:

@@ -27,6 +27,7 @@ class TerminalCaptions:
         self._line = ""
         self._partial = ""
         self._last_end: float | None = None
+        self._speaker = ""  # who the line being written is by; a new speaker starts a new line
         self._drawn = False  # a TTY line is on screen and not yet ended
 
     def add_words(self, words: Sequence[Word]) -> None:
@@ -35,10 +36,13 @@ class TerminalCaptions:
             if not text:
                 continue
             paused = self._last_end is not None and word.start - self._last_end > PARAGRAPH_GAP_S
-            if self._line and (paused or len(self._line) + 1 + len(text) > self.width - 1):
+            turn = word.speaker != self._speaker
+            if self._line and (paused or turn or len(self._line) + 1 + len(text) > self.width - 1):
                 self._end_line()
+            if not self._line and word.speaker:
+                self._line = f"{word.speaker}:"  # each line says who speaks, so a wrapped turn reads alone
             self._line = f"{self._line} {text}" if self._line else text
-            self._last_end = word.end
+            self._last_end, self._speaker = word.end, word.speaker
         self._redraw()
 
     def set_partial(self, text: str) -> None:

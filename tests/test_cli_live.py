@@ -39,7 +39,7 @@ def microphone(monkeypatch):
         threading.Thread(target=sd.then, args=(stream,)).start()
 
     sd.on_start = started
-    monkeypatch.setattr(cli_live, "make_capture", lambda options: AudioCapture(options.input_device, sd=sd))
+    monkeypatch.setattr(cli_live, "make_capture", lambda options, source: AudioCapture(options.input_device, sd=sd))
     return sd
 
 
@@ -132,7 +132,7 @@ def test_live_for_n_seconds_recovers_a_crashed_session_first(tiny_ckpt, data_dir
 
 def test_no_microphone_is_one_error_line(tiny_ckpt, data_dir, monkeypatch, capsys):
     sd = FakeSoundDevice(devices=[], default_input=-1)
-    monkeypatch.setattr(cli_live, "make_capture", lambda options: AudioCapture(sd=sd))
+    monkeypatch.setattr(cli_live, "make_capture", lambda options, source: AudioCapture(sd=sd))
     assert main(["live", "--model", str(tiny_ckpt)]) == 1
     err = capsys.readouterr().err
     assert err.count("surtitle: error:") == 1 and "no audio input device found" in err
@@ -252,3 +252,14 @@ def test_devices_lists_the_microphones_and_the_outputs(monkeypatch, capsys):
     assert any("USB headset" in line and "*" not in line for line in lines)
     assert any("Built-in mic" in line and "*" in line for line in lines)
     assert "  * Speakers  (speakers)" in lines and "    Headphones  (headphones)" in lines
+
+
+def test_each_line_says_who_speaks_and_a_new_speaker_starts_a_line():
+    out = io.StringIO()
+    captions = TerminalCaptions(out, tty=False, width=24)
+    you = [Word(t, s, s + 0.3, speaker="You") for t, s in (("hello", 0), ("there", 0.5))]
+    captions.add_words(you + [Word("hi", 1.0, 1.2, speaker="Others")])
+    others = [Word(t, 1.5 + i / 2, 1.8 + i / 2, speaker="Others") for i, t in enumerate("how are you all".split())]
+    captions.add_words(others)
+    captions.finish()
+    assert out.getvalue() == "You: hello there\nOthers: hi how are you\nOthers: all\n"

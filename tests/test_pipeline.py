@@ -129,7 +129,7 @@ class Session:
 
         self.pipeline = LivePipeline(
             PipelineOptions(live_engine(ckpt), status_interval_s=0.0, **options), self.listener,
-            capture_factory=lambda opts: AudioCapture(sd=self.sd, ring_s=ring_s),
+            capture_factory=lambda opts, source: AudioCapture(sd=self.sd, ring_s=ring_s),
             transcriber_factory=engines or engine_factory, journal=self.journal)
         self.thread = threading.Thread(target=self.pipeline.run, args=(self.stop, self.pause))
         self.thread.start()
@@ -300,7 +300,7 @@ def test_no_microphone_is_one_error_and_no_session(tiny_ckpt, tmp_path):
     sd = FakeSoundDevice(devices=[], default_input=-1)
     journal = Journal(tmp_path / "j.sqlite3")
     pipeline = LivePipeline(PipelineOptions(live_engine(tiny_ckpt)), listener, journal=journal,
-                            capture_factory=lambda o: AudioCapture(sd=sd),
+                            capture_factory=lambda o, source: AudioCapture(sd=sd),
                             transcriber_factory=lambda o, r: StreamingTranscriber.from_pretrained(tiny_ckpt))
     assert pipeline.run(threading.Event()) is None
     assert listener.errors == ["no audio input device found; connect a microphone, or check that the sound "
@@ -384,7 +384,7 @@ def test_a_missing_model_is_one_error(tmp_path):
     listener = Recorder()
     sd = FakeSoundDevice([FakeDevice("Fake Mic", 1, float(RATE))])  # not this machine's sound server
     pipeline = LivePipeline(PipelineOptions(live_engine(tmp_path / "nowhere")), listener,
-                            journal=Journal(tmp_path / "j.sqlite3"), capture_factory=lambda o: AudioCapture(sd=sd))
+                            journal=Journal(tmp_path / "j.sqlite3"), capture_factory=lambda o, source: AudioCapture(sd=sd))
     assert pipeline.run(threading.Event()) is None
     assert len(listener.errors) == 1 and "nowhere" in listener.errors[0]
 

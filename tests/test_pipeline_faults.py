@@ -25,7 +25,7 @@ def test_no_microphone_is_said_before_the_model_loads(tmp_path):
     loads = []
     listener = Errors()
     pipeline = LivePipeline(PipelineOptions(EngineOptions(live=True)), listener,
-                            capture_factory=lambda o: AudioCapture(sd=FakeSoundDevice(devices=[], default_input=-1)),
+                            capture_factory=lambda o, source: AudioCapture(sd=FakeSoundDevice(devices=[], default_input=-1)),
                             transcriber_factory=lambda options, report: loads.append(options),
                             journal=Journal(tmp_path / "j.sqlite3"))
 

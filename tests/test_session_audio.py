@@ -106,3 +106,24 @@ def test_a_full_disk_is_called_a_full_disk(tmp_path):
         assert "the disk is full" in str(raised.value) and "System error" not in str(raised.value)
         with contextlib.suppress(SessionAudioError):
             audio.close()
+
+
+def test_channels_written_at_their_own_pace_stay_aligned(tmp_path):
+    from app.session_audio import SharedRecording
+
+    recording = SharedRecording(tmp_path / "both.wav", 24_000, channels=2)
+    mic, system = recording.channel(0), recording.channel(1)
+    left = (np.arange(5000) % 300).astype(np.int16)
+    right = -(np.arange(4000) % 200).astype(np.int16)
+    written = 0
+    for at in range(0, 5000, 700):  # the microphone runs ahead, in bigger blocks
+        mic.write(left[at:at + 700])
+        system.write(right[written:written + 300])
+        written += 300
+    system.write(right[written:])  # the rest of the system's 4000 samples, late
+    mic.close()
+    system.close()
+    audio, rate = sf.read(tmp_path / "both.wav", dtype="int16")
+    assert rate == 24_000 and audio.shape == (5000, 2)
+    assert (audio[:, 0] == left).all()
+    assert (audio[:4000, 1] == right).all() and not audio[4000:, 1].any()  # padded with silence at the end

@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
     def on_start_triggered(self) -> None:
         if self.controller.is_active:
             return
-        if self.sources.selected() is Source.MICROPHONE and not self.devices.has_devices:
+        if Source.MICROPHONE in self.sources.selected().parts and not self.devices.has_devices:
             self.errors.show("No microphone found: plug one in (the list updates by itself) and press "
                              "Start again.", Remedy.CHOOSE_INPUT)
             return
@@ -276,7 +276,7 @@ class MainWindow(QMainWindow):
 
     def _enable_input_pickers(self, active: bool) -> None:
         self.sources.setEnabled(not active)
-        hears_microphone = self.sources.selected() is Source.MICROPHONE
+        hears_microphone = Source.MICROPHONE in self.sources.selected().parts
         self.devices.setEnabled(not active and hears_microphone and self.devices.has_devices)
 
     def on_settings_changed(self, key: Key) -> None:

@@ -84,7 +84,8 @@ SCHEMA: dict[Key, Setting] = {s.key: s for s in (
     Setting(Key.SOURCE, "mic", "Listen to", group=_RECOGNITION,
             tooltip="The microphone, or what the computer plays: the other side of a call, a video "
                     "(Linux: the default output, followed when it changes).",
-            choices=(("mic", "Microphone"), ("system", "What the computer plays"))),
+            choices=(("mic", "Microphone"), ("system", "What the computer plays"),
+                     ("both", "Both sides of a call (you and the others)"))),
     Setting(Key.INPUT_DEVICE, ""),
     Setting(Key.MODEL, MODEL_1B),
     Setting(Key.COMPUTE_DEVICE, "auto", "Run the model on", group=_RECOGNITION,

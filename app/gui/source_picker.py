@@ -11,6 +11,7 @@ from app.audio.source import Source
 LABELS = {
     Source.MICROPHONE: "Microphone",
     Source.SYSTEM: "What the computer plays",
+    Source.BOTH: "Both sides of a call (you and the others)",
 }
 
 

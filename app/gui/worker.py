@@ -168,4 +168,5 @@ def options_from_settings(settings: Any, input_device: str) -> Any:
         live=True,
     )
     return PipelineOptions(engine, source=Source(settings.value(Key.SOURCE)), input_device=input_device or None,
-                           save_audio=bool(settings.value(Key.SAVE_AUDIO)), max_lag_s=float(settings.value(Key.MAX_LAG_S)))
+                           save_audio=bool(settings.value(Key.SAVE_AUDIO)),
+                           max_lag_s=float(settings.value(Key.MAX_LAG_S)))

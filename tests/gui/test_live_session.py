@@ -28,7 +28,7 @@ def live(make_window, journal, tiny_ckpt, settings):
 
     def factory(options, listener):
         return LivePipeline(options, listener, journal=journal,
-                            capture_factory=lambda opts: AudioCapture(sd=sd, ring_s=30.0),
+                            capture_factory=lambda opts, source: AudioCapture(sd=sd, ring_s=30.0),
                             transcriber_factory=lambda opts, report: StreamingTranscriber.from_pretrained(tiny_ckpt))
 
     window = make_window(controller=SessionController(factory), device_lister=lambda: ["Fake Mic"])

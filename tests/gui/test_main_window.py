@@ -142,6 +142,17 @@ def test_what_the_computer_plays_is_captioned_without_a_microphone(qtbot, make_w
     assert window.sources.isEnabled() and make_window().sources.currentText() == "What the computer plays"
 
 
+def test_both_sides_of_a_call_need_the_microphone_too(make_window, settings, pipelines):
+    from app.audio.source import Source
+
+    settings.set_value(Key.SOURCE, "both")
+    window = make_window()
+    assert window.sources.selected() is Source.BOTH and window.devices.isEnabled()  # its microphone is picked
+    window.commands.start.trigger()
+    assert pipelines.latest.options.source is Source.BOTH
+    assert not make_window(device_lister=lambda: []).devices.isEnabled()
+
+
 def test_second_error_reuses_the_open_dialog(make_window):
     window = make_window()
     window.errors.show("First problem.")
