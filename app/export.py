@@ -42,11 +42,13 @@ class Incomplete:
 
 @dataclass(frozen=True)
 class Cue:
-    """One subtitle: shown from `start` to `end` seconds, one string per displayed line."""
+    """One subtitle: shown from `start` to `end` seconds, one string per displayed line, said by one
+    speaker ("" when the session heard one source and nobody is named)."""
 
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str = ""
 
     @property
     def text(self) -> str:
@@ -61,8 +63,10 @@ def to_txt(words: Sequence[Word], timestamps: bool = False, paragraph_gap_s: flo
            incomplete: Incomplete | None = None) -> str:
     """Running text, one paragraph per stretch of speech; `[hh:mm:ss] ` opens each if asked."""
     paragraphs = []
-    for group in _split_at_pauses(_clean(words), paragraph_gap_s):
+    for group in _split_at_pauses(_in_time_order(_clean(words)), paragraph_gap_s):
         text = " ".join(w.text for w in group)
+        if group[0].speaker:  # a turn: who speaks opens its paragraph
+            text = f"{group[0].speaker}: {text}"
         if timestamps:
             text = f"[{_hms(group[0].start)}] {text}"
         paragraphs.append(text)
@@ -74,12 +78,15 @@ def to_txt(words: Sequence[Word], timestamps: bool = False, paragraph_gap_s: flo
 def to_json(words: Sequence[Word], meta: Mapping[str, object], incomplete: Incomplete | None = None) -> str:
     """`{"meta": ..., "text": ..., "words": [{"text", "start", "end"}, ...]}`, times in seconds; an
     incomplete transcript adds `"incomplete": {"stops_at_s", "reason"}`."""
-    words = _clean(words)
+    words = _in_time_order(_clean(words))
     document: dict[str, object] = {
         "meta": dict(meta),
         "text": " ".join(w.text for w in words),
         "words": [w.to_dict() for w in words],
     }
+    speakers = _speakers(words)
+    if speakers:
+        document["speakers"] = speakers
     if incomplete is not None:
         document["incomplete"] = {"stops_at_s": round(incomplete.stops_at_s, 3), "reason": incomplete.reason}
     # allow_nan=False: "Infinity" is not JSON; _clean has made every time finite, this keeps it so
@@ -102,16 +109,20 @@ def build_cues(
 
     A cue ends after a sentence, before a pause longer than `max_gap`, before its text would need
     more than `max_lines` lines of `max_chars`, and before it would last more than `max_duration`.
-    A lone word longer than `max_chars` gets a line of its own rather than being cut.
+    A lone word longer than `max_chars` gets a line of its own rather than being cut. A cue never
+    mixes two speakers, and its lines leave room for the speaker's name ("Others: ").
     """
     if max_chars < 1 or max_lines < 1 or min_duration < 0 or max_duration <= 0 or max_gap < 0:
         raise ValueError(
             "build_cues needs max_chars, max_lines, max_duration > 0 and min_duration, max_gap >= 0"
         )
-    limits = _CueLimits(max_chars, max_lines, max_duration)
+    words = _in_time_order(_clean(words))
+    room = max_chars - max((len(s) + 2 for s in _speakers(words)), default=0)  # "Others: " on a line
+    limits = _CueLimits(max(room, 1), max_lines, max_duration)
     groups: list[list[Word]] = []
-    for word in _clean(words):
-        if not groups or _ends_sentence(groups[-1][-1].text) or word.start - groups[-1][-1].end > max_gap:
+    for word in words:
+        if (not groups or _ends_sentence(groups[-1][-1].text) or word.start - groups[-1][-1].end > max_gap
+                or word.speaker != groups[-1][-1].speaker):
             groups.append([word])
             continue
         current = groups[-1]
@@ -126,23 +137,44 @@ def build_cues(
             groups.append(tail + [word])
         else:
             groups.append([word])
-    layouts = [_layout(tuple(w.text for w in group), max_chars, max_lines) for group in groups]
+    layouts = [_layout(tuple(w.text for w in group), limits.max_chars, max_lines) for group in groups]
     return _timed(groups, layouts, min_duration, max_duration)
 
 
 def format_srt(cues: Sequence[Cue]) -> str:
+    # SubRip has no speakers: the name opens the cue's first line, as broadcast subtitles do
     blocks = [
-        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_srt_escape(c.text)}\n"
+        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n"
+        f"{_srt_escape(f'{c.speaker}: {c.text}' if c.speaker else c.text)}\n"
         for i, c in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)
 
 
 def format_vtt(cues: Sequence[Cue]) -> str:
+    # WebVTT names speakers with voice spans, <v Name>, and colours them in a STYLE block
     blocks = [
-        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{_vtt_escape(c.text)}\n" for c in cues
+        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
+        f"{f'<v {_vtt_escape(c.speaker)}>' if c.speaker else ''}{_vtt_escape(c.text)}\n"
+        for c in cues
     ]
-    return "\n".join(["WEBVTT\n", *blocks])
+    speakers = list(dict.fromkeys(c.speaker for c in cues if c.speaker))
+    style = [_vtt_style(speakers)] if speakers else []
+    return "\n".join(["WEBVTT\n", *style, *blocks])
+
+
+VOICE_COLOURS = ("#ffd75f", "#87d7ff", "#afff87", "#ff87af")  # "You" amber, "Others" sky blue, then more
+
+
+def _vtt_style(speakers: list[str]) -> str:
+    rules = [f'::cue(v[voice="{_css_string(name)}"]) {{ color: {VOICE_COLOURS[k % len(VOICE_COLOURS)]} }}'
+             for k, name in enumerate(speakers)]
+    return "STYLE\n" + "\n".join(rules) + "\n"
+
+
+def _css_string(text: str) -> str:
+    # inside a CSS string a quote or backslash would end it; "-->" would end the STYLE block
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("-->", "--\\>")
 
 
 def to_srt(words: Sequence[Word], incomplete: Incomplete | None = None) -> str:
@@ -246,7 +278,7 @@ def _timed(
         start = max(group[0].start, previous_end)  # never before the previous cue has ended
         end = max(group[-1].end, start + min_duration)
         end = max(start, min(end, start + max_duration, next_start))
-        cues.append(Cue(start, end, lines))
+        cues.append(Cue(start, end, lines, group[0].speaker))
         previous_end = end
     return cues
 
@@ -290,19 +322,32 @@ def _clean(words: Sequence[Word]) -> list[Word]:
         start = w.start if math.isfinite(w.start) else before
         end = w.end if math.isfinite(w.end) else start
         if (text, start, end) != (w.text, w.start, w.end):
-            w = Word(text, start, end)
+            w = Word(text, start, end, w.speaker)
         cleaned.append(w)
     return cleaned
 
 
 def _split_at_pauses(words: list[Word], gap_s: float) -> list[list[Word]]:
+    """Paragraphs: a new one after a long pause, and at every change of speaker."""
     groups: list[list[Word]] = []
     for word in words:
-        if groups and word.start - groups[-1][-1].end <= gap_s:
+        if groups and word.start - groups[-1][-1].end <= gap_s and word.speaker == groups[-1][-1].speaker:
             groups[-1].append(word)
         else:
             groups.append([word])
     return groups
+
+
+def _speakers(words: Sequence[Word]) -> list[str]:
+    """The named speakers, in the order they first speak."""
+    return list(dict.fromkeys(w.speaker for w in words if w.speaker))
+
+
+def _in_time_order(words: list[Word]) -> list[Word]:
+    """Two speakers' words arrive stream by stream; a transcript reads them in the order said."""
+    if len(_speakers(words)) < 2:
+        return words
+    return sorted(words, key=lambda w: w.start)
 
 
 def _hms(seconds: float) -> str:

@@ -271,3 +271,51 @@ def test_non_finite_times_from_a_damaged_journal_are_made_finite_in_every_format
         cues = _parse_cues(to_vtt(words) if vtt else to_srt(words), vtt)
         assert " ".join(line for _, _, lines in cues for line in lines) == "one two three four"
     assert to_txt(words, timestamps=True).startswith("[00:00:00] one two three four")
+
+
+# --- two speakers ---------------------------------------------------------------------------------
+
+
+def _call() -> list[Word]:
+    """Both sides of a call as the journal has them: one stream's words, then the other's."""
+    you = [Word(t, s, s + 0.4, "You") for t, s in (("Can", 0.0), ("you", 0.5), ("hear", 1.0), ("me?", 1.5),
+                                                    ("Great,", 6.0), ("thanks.", 6.5))]
+    others = [Word(t, s, s + 0.4, "Others") for t, s in (("Yes,", 2.5), ("loud", 3.0), ("and", 3.5),
+                                                          ("clear", 4.0), ("<here>", 4.5))]
+    return you + others
+
+
+def test_a_cue_never_mixes_two_speakers_and_srt_readers_see_who_speaks():
+    import srt
+
+    cues = build_cues(_call())
+    assert all(c.speaker in ("You", "Others") for c in cues)
+    parsed = list(srt.parse(to_srt(_call())))
+    assert [c.content.split(":")[0] for c in parsed] == ["You", "Others", "You"]  # in the order said
+    assert parsed[1].content == "Others: Yes, loud and clear \u2039here\u203a"
+    assert all(len(line) <= 42 for c in parsed for line in c.content.splitlines())  # the name fits too
+
+
+def test_webvtt_readers_see_two_voices_and_their_colours():
+    import webvtt
+
+    document = webvtt.from_string(to_vtt(_call()))
+    assert [c.voice for c in document] == ["You", "Others", "You"]
+    assert document.captions[1].text == "Yes, loud and clear &lt;here&gt;"
+    assert 'voice="Others"' in document.styles[0].text and 'voice="You"' in document.styles[0].text
+
+
+def test_text_turns_and_json_say_who_speaks():
+    assert to_txt(_call()) == "You: Can you hear me?\n\nOthers: Yes, loud and clear <here>\n\nYou: Great, thanks.\n"
+    document = json.loads(to_json(_call(), {}))
+    assert document["speakers"] == ["You", "Others"]
+    assert [w["speaker"] for w in document["words"]][:5] == ["You"] * 4 + ["Others"]
+
+
+def test_speaker_names_cannot_break_a_webvtt_file():
+    import webvtt
+
+    words = [Word("hi", 0.0, 0.5, 'A&B <"x">'), Word("yo", 2.0, 2.5, "-->")]
+    document = webvtt.from_string(to_vtt(words))
+    assert [c.voice for c in document] == ['A&amp;B &lt;"x"&gt;', "--&gt;"]
+    assert "-->" not in document.styles[0].text

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontMetricsF, QPalette, QTextBlockFormat, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QFont, QFontMetricsF, QPalette, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QFrame, QLabel, QStackedWidget, QTextEdit, QVBoxLayout, QWidget
 
 from app.export import PARAGRAPH_GAP_S
@@ -65,6 +65,9 @@ class TranscriptView(QStackedWidget):
         self.addWidget(self._empty)
         self.addWidget(self._text)
         self._last_end: float | None = None  # end of the last word; None: the next opens a paragraph
+        self._speaker = ""  # who the paragraph being written is by ("" when nobody is named)
+        self._speaker_format = QTextCharFormat()
+        self._speaker_format.setFontWeight(QFont.Weight.Bold)
         self._stamp_format = QTextCharFormat()
         self._stamp_format.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
         self._word_format = QTextCharFormat()
@@ -88,7 +91,7 @@ class TranscriptView(QStackedWidget):
 
     def clear(self) -> None:
         self._text.clear()
-        self._last_end = None
+        self._last_end, self._speaker = None, ""
         self.setCurrentWidget(self._empty)
 
     def set_words(self, words: Sequence[Word]) -> None:
@@ -102,12 +105,15 @@ class TranscriptView(QStackedWidget):
         follow = self._at_bottom()
         cursor = self._end_cursor()
         for word in words:
-            if self._last_end is None or word.start - self._last_end > PARAGRAPH_GAP_S:
+            if (self._last_end is None or word.start - self._last_end > PARAGRAPH_GAP_S
+                    or word.speaker != self._speaker):
                 self._start_paragraph(cursor, word.start)
+                if word.speaker:  # a turn in a call: who speaks opens it, in bold
+                    cursor.insertText(f"{word.speaker}: ", self._speaker_format)
             else:
                 cursor.insertText(" ", self._word_format)
             cursor.insertText(word.text, self._word_format)
-            self._last_end = word.end
+            self._last_end, self._speaker = word.end, word.speaker
         self._show_text(follow)
 
     def add_note(self, text: str) -> None:

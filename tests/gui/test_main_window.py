@@ -250,3 +250,15 @@ def test_the_4_bit_remedy_sets_the_precision_for_the_next_session(make_window, s
     window.on_errors_remedy_chosen(Remedy.USE_INT4)
     assert settings.value(Key.PRECISION) == "int4"
     assert "4-bit" in window.status.currentMessage()
+
+
+def test_the_transcript_opens_each_turn_with_who_speaks(qtbot):
+    from app.gui.transcript_view import TranscriptView
+    from core.words import Word
+
+    view = TranscriptView()
+    qtbot.addWidget(view)
+    view.append_words([Word("can", 0.0, 0.3, "You"), Word("you", 0.4, 0.6, "You")])
+    view.append_words([Word("yes", 0.8, 1.0, "Others"), Word("we", 1.1, 1.3, "Others")])
+    view.append_words([Word("good", 1.5, 1.8, "You")])
+    assert view.plain_text().splitlines() == ["00:00  You: can you", "00:00  Others: yes we", "00:01  You: good"]
