@@ -21,7 +21,7 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, torch
 from core import KyutaiSpeechToTextForConditionalGeneration as M
-from core.quantize import QuantizedLinear
+from core.quantized_linear import QuantizedLinear
 
 def hwm_kb():  # this process's peak RSS (ru_maxrss would carry the parent's over exec)
     for line in open("/proc/self/status"):

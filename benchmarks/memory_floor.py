@@ -19,7 +19,7 @@ from torch import nn
 
 from core.codebook_search import ROWS
 from core.mimi import Codebook
-from core.quantize import QuantizedLinear
+from core.quantized_linear import QuantizedLinear
 
 
 def read_bandwidth_gbs(megabytes: int = 256, repeats: int = 7) -> float:

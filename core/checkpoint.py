@@ -19,14 +19,13 @@ from typing import Any, Callable
 
 import torch
 
-from .config import DEFAULT_MODEL, KyutaiSpeechToTextConfig
+from .config import KyutaiSpeechToTextConfig
 from .errors import CheckpointError, ConfigError, DeviceError
 from .heap import ReleaseEvery
+from .hub import resolve_checkpoint
 from .safetensors_file import SafetensorsFile
 
 log = logging.getLogger(__name__)
-
-_HUB_FILES = ["*.json", "*.safetensors"]
 
 # checkpoint name -> our module name (files written by transformers keep Mimi's flat layout; the
 # newer nested spelling is accepted too)
@@ -47,43 +46,6 @@ def module_key(checkpoint_key: str) -> str:
     for pattern, repl in _RENAMES:
         checkpoint_key = pattern.sub(repl, checkpoint_key)
     return checkpoint_key
-
-
-def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None, cache_dir: str | None = None,
-                       tqdm_class: Any = None) -> Path:
-    """A local checkpoint folder, or the hub snapshot folder of a repo id (downloaded if needed)."""
-    path = Path(os.path.expanduser(str(source)))
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"{path} has no config.json: point --model at a -trfs checkpoint folder")
-        return path
-    text = str(source)
-    hint = f"give a folder holding config.json and model.safetensors, or a hub repo id such as {DEFAULT_MODEL}"
-    if path.exists():
-        raise CheckpointError(f"{text} is a file, not a model folder ({hint})")
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise CheckpointError(f"model folder {text} does not exist ({hint})")
-    return _download(text, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
-
-
-def _download(repo_id: str, **kwargs) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub import errors as hub_errors
-
-    hint = ("download it where the hub is reachable, or use a local checkpoint folder instead "
-            "(one with config.json, tokenizer.json and model.safetensors)")
-    try:
-        folder = snapshot_download(repo_id, allow_patterns=_HUB_FILES, **{k: v for k, v in kwargs.items() if v is not None})
-    except hub_errors.RepositoryNotFoundError:
-        raise CheckpointError(f"there is no model {repo_id!r} on the Hugging Face hub (or it is private); {hint}") from None
-    except hub_errors.RevisionNotFoundError:
-        raise CheckpointError(f"model {repo_id!r} has no revision {kwargs.get('revision')!r}") from None
-    except (hub_errors.LocalEntryNotFoundError, hub_errors.OfflineModeIsEnabled, OSError) as exc:
-        reason = "offline mode is on (HF_HUB_OFFLINE)" if os.environ.get("HF_HUB_OFFLINE") else "the hub is unreachable"
-        raise CheckpointError(f"cannot get {repo_id!r}: {reason} and it is not in the local cache ({type(exc).__name__}); {hint}") from None
-    except hub_errors.HfHubHTTPError as exc:
-        raise CheckpointError(f"downloading {repo_id!r} failed ({exc}); {hint}") from None
-    return Path(folder)
 
 
 def weight_files(folder: Path) -> dict[str, SafetensorsFile]:

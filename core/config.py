@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
+from .hub import DEFAULT_MODEL, resolve_checkpoint  # noqa: F401  DEFAULT_MODEL: kept where the app reads it
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "kyutai/stt-1b-en_fr-trfs"  # what the app and the command line load unless told otherwise
 
 # keys that transformers writes into every config.json and that carry no shape information
 _BOOKKEEPING_KEYS = {
@@ -305,8 +305,6 @@ class KyutaiSpeechToTextConfig:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, **hub_kwargs) -> "KyutaiSpeechToTextConfig":
-        from .checkpoint import resolve_checkpoint  # the hub resolver lives with the loader
-
         return cls.from_json_file(resolve_checkpoint(source, **hub_kwargs) / "config.json")
 
     def to_dict(self) -> dict:

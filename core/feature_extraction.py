@@ -162,7 +162,7 @@ class KyutaiSpeechToTextFeatureExtractor:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, **hub_kwargs) -> "KyutaiSpeechToTextFeatureExtractor":
-        from .checkpoint import resolve_checkpoint
+        from .hub import resolve_checkpoint
 
         path = resolve_checkpoint(source, **hub_kwargs) / "preprocessor_config.json"
         if not path.is_file():

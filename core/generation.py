@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -22,8 +22,10 @@ from . import native
 from .compiled_step import compiler_found
 from .cuda_graphs import GraphedStep, graphs_wanted
 from .kv_cache import stream_mask
-from .modeling import KyutaiSpeechToTextForConditionalGeneration
 from .quantize import compiled_kv_dtype
+
+if TYPE_CHECKING:  # modeling's generate() calls down into this module
+    from .modeling import KyutaiSpeechToTextForConditionalGeneration
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import native
 from .errors import ConfigError
-from .quantize import QuantizedLinear
+from .quantized_linear import QuantizedLinear
 
 if TYPE_CHECKING:
     from .quantize import BackgroundPacker

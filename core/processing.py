@@ -18,7 +18,7 @@ class KyutaiSpeechToTextProcessor:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, **hub_kwargs) -> "KyutaiSpeechToTextProcessor":
-        from .checkpoint import resolve_checkpoint
+        from .hub import resolve_checkpoint
 
         folder = resolve_checkpoint(source, **hub_kwargs)
         return cls(KyutaiSpeechToTextFeatureExtractor.from_pretrained(folder),

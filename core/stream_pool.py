@@ -130,7 +130,7 @@ class StreamPool:
                         quantize: str | None = None, cuda_graphs: bool | None = None,
                         keep_tokens: bool = True, max_buffered_s: float = 30.0, **hub_kwargs) -> "StreamPool":
         """Load a -trfs checkpoint (folder or hub id) as StreamingTranscriber.from_pretrained does."""
-        from .checkpoint import resolve_checkpoint
+        from .hub import resolve_checkpoint
 
         folder = resolve_checkpoint(source, **hub_kwargs)
         tokenizer = TextTokenizer.from_file(folder / "tokenizer.json")

@@ -58,7 +58,7 @@ class StreamingTranscriber:
         float32 on CPU, bfloat16 on GPU); compile=True compiles the CPU step (see core.compiled_step),
         compile="auto" does so only where the uncompiled step cannot keep up with live audio;
         on_compile() is called as compiling begins."""
-        from .checkpoint import resolve_checkpoint
+        from .hub import resolve_checkpoint
 
         folder = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, tqdm_class=tqdm_class)
         tokenizer = TextTokenizer.from_file(folder / "tokenizer.json")  # cheap checks before the big load
