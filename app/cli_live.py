@@ -137,7 +137,7 @@ class _TerminalListener(PipelineListener):
             self._hinted = True
             if could_run_faster(self.engine()):
                 self._message("surtitle: this CPU does not keep up with the model in int8; `--quantize int4` "
-                              "runs faster, a little less precisely (README, Speed)")
+                              "runs faster, a little less precisely (see docs/speed.md)")
 
     def on_error(self, message: str) -> None:
         self.failed = True

@@ -3,7 +3,7 @@
 A decoder step reads every weight once, so on a CPU whose memory bus sets the pace the step time
 follows the bytes: int4 with its scales reads 0.5625 bytes a weight against int8's 1 (the 1b
 decoder's linears: 0.47 against 0.84 GB). No ready-made kernel for it beats fbgemm's int8 in a step
-on an AVX2 CPU (README.md, Speed), so core/int4_kernel.cpp is ours: activations quantized to int8
+on an AVX2 CPU (docs/speed.md), so core/int4_kernel.cpp is ours: activations quantized to int8
 per group of 32, products summed exactly in int32 with AVX2, split across torch's threads. It is
 one of Surtitle's CPU kernels (core.native), built the first time int4 is asked for on a machine
 (about a minute; later starts load it from torch's extension cache), and needs a C++ compiler,
