@@ -20,7 +20,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-
 from app.audio_file import audio_duration_s, iter_audio_blocks
 from app.cli_common import (UsageError, add_engine_options, engine_options, error, first_line, format_clock_ms,
                             notify, stop_on_signals)
@@ -280,8 +279,7 @@ def open_pool(transcriber: Transcriber, slots: int):
     """A StreamPool of `slots` streams over the transcriber's model (no second copy of the weights)."""
     from core import StreamPool
 
-    return StreamPool(transcriber.model, transcriber.tokenizer, transcriber.feature_extractor, slots,
-                      keep_tokens=False)
+    return StreamPool.sharing(transcriber, slots)
 
 
 def _positive_int(text: str) -> int:

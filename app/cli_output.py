@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -94,7 +95,7 @@ def deliver(text: str, target: Path | None, source: Path, extension: str, proble
     """
     what = "the transcript" if problem is None else "the transcript so far"
     if problem is not None and target is not None and _holds_a_file(target):
-        target = _beside(target, source, extension)
+        target = _beside(target, extension)
     where = "stdout" if target is None else repr(str(target))
     try:
         if target is None:
@@ -159,25 +160,26 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+_STEM_CHARS = 100  # of a name we make from another: room for what we add within any name limit
+
+
 def _holds_a_file(target: Path) -> bool:
     try:
-        return target.stat().st_size > 0 and target.is_file()
+        info = target.stat()
     except OSError:
         return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
 
-def _beside(target: Path, source: Path, extension: str) -> Path:
+def _beside(target: Path, extension: str) -> Path:
     """A new name next to `target` for an incomplete transcript, so that it replaces nothing."""
-    name = f"{target.stem[:100]}-incomplete-{time.strftime('%Y%m%d-%H%M%S')}{target.suffix or extension}"
-    return target.with_name(name)
-
-
-_RESCUE_STEM_CHARS = 100  # room for the prefix and the time within any file system's name limit
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return target.with_name(f"{target.stem[:_STEM_CHARS]}-incomplete-{stamp}{target.suffix or extension}")
 
 
 def _save_rescue(text: str, source: Path, extension: str) -> Path | None:
     """A new file `surtitle-<input>-<time>.<ext>` in the current folder, else the temporary folder."""
-    stem = f"surtitle-{source.stem[:_RESCUE_STEM_CHARS]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"surtitle-{source.stem[:_STEM_CHARS]}-{time.strftime('%Y%m%d-%H%M%S')}"
     for folder in (Path.cwd, lambda: Path(tempfile.gettempdir())):
         for n in range(1, 100):
             try:

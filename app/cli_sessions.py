@@ -61,8 +61,7 @@ def run_export(args: argparse.Namespace, transcriber_factory) -> int:
     finally:
         journal.close()
     # never over what the transcript comes from: the journal (and its WAL files) or the session's audio
-    sources = [journal.path.with_name(journal.path.name + tail) for tail in ("", "-wal", "-shm")]
-    target = output_target(args.output, keep=sources + ([info.audio_path] if info.audio_path else []))
+    target = output_target(args.output, keep=journal.files + ([info.audio_path] if info.audio_path else []))
     if args.timestamps and fmt == "txt":
         text = to_txt(words, timestamps=True)
     else:

@@ -29,8 +29,7 @@ class EngineLanes:
         extractor the lanes share."""
         from core import StreamPool
 
-        self.pool = StreamPool(transcriber.model, transcriber.tokenizer, transcriber.feature_extractor, count,
-                               keep_tokens=False)
+        self.pool = StreamPool.sharing(transcriber, count)
         self.lanes = [Lane(self, transcriber.delay_s) for _ in range(count)]
         self._frame_s = self.pool.frame_samples / self.pool.sample_rate
 

@@ -115,6 +115,11 @@ class Journal:
     def writable(self) -> bool:
         return self.access is Access.WRITE
 
+    @property
+    def files(self) -> list[Path]:
+        """The database and the side files SQLite keeps beside it in WAL mode: what holds the journal."""
+        return [self.path.with_name(self.path.name + tail) for tail in ("", "-wal", "-shm")]
+
     def _connect_for_writing(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we open and close transactions ourselves, nothing implicit
@@ -148,7 +153,7 @@ class Journal:
             conn.close()
             # The WAL index could not be made (a read-only folder or disk, a full disk): where no
             # commit waits in the WAL, the file alone is the whole journal. Not so under a lock.
-            if _held_by_another(exc) or _has_pending_wal(self.path):
+            if _held_by_another(exc) or _has_content(self.files[1]):  # commits may wait in the WAL
                 raise
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
             version = self._checked_version(conn)
@@ -431,7 +436,5 @@ def _held_by_another(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _has_pending_wal(path: Path) -> bool:
-    """Whether commits may sit in the WAL file beside `path`, where an immutable read would miss them."""
-    wal = path.with_name(path.name + "-wal")
-    return wal.exists() and wal.stat().st_size > 0
+def _has_content(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0

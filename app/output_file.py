@@ -53,16 +53,16 @@ def check_output(path: str | os.PathLike) -> None:
 def is_stdout(path: str | os.PathLike) -> bool:
     """Whether `path` is this process's standard output (/dev/stdout, /proc/self/fd/1, the very
     file or terminal stdout goes to): written through stdout, where the shell placed it."""
-    return _standard_stream(path) == 1
-
-
-def _standard_stream(path: str | os.PathLike) -> int | None:
-    """1 or 2 when `path` is what stdout or stderr already writes to, else None. Opened anew, a file
-    the shell redirected a stream to would be written from its start, over what is there."""
     try:
-        info = os.stat(path)
+        return _standard_stream(os.stat(path)) == 1
     except OSError:
-        return None
+        return False
+
+
+def _standard_stream(info: os.stat_result) -> int | None:
+    """1 or 2 when the file `info` describes is what stdout or stderr already writes to, else None.
+    Opened anew, a file the shell redirected a stream to would be written from its start, over
+    what is there."""
     for fd in (1, 2):
         try:
             if os.path.samestat(info, os.fstat(fd)):
@@ -82,7 +82,7 @@ def write_output(path: str | os.PathLike, text: str) -> None:
         _replace_atomically(_final_target(path), data, None)
         return
     _refuse_unwritable(path, info)
-    if _standard_stream(path) == 2:  # /dev/stderr and the like: where stderr already writes
+    if _standard_stream(info) == 2:  # /dev/stderr and the like: where stderr already writes
         _write_all(2, data)
     elif stat.S_ISCHR(info.st_mode):
         _write_stream(os.open(path, os.O_WRONLY | _NOCTTY), data)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from app.audio.capture import AudioCapture
 from app.audio.level import SILENT, Level
+from app.audio.source import Source
 from app.audio.system_audio import SystemAudioCapture
 from app.engine_lanes import EngineLanes
 from app.export import to_json
@@ -40,7 +41,6 @@ from app.journal import Journal, JournalError
 from app.model_loading import Transcriber, TranscriberFactory, load_transcriber
 from app.output_file import write_text_atomic
 from app.paths import AUDIO_FOLDER
-from app.audio.source import Source
 from app.pipeline_types import PipelineInfo, PipelineListener, PipelineOptions, PipelineStatus, SilentListener
 from app.session_audio import SessionAudio, SessionAudioError, SharedRecording, new_audio_path
 from app.session_recorder import SessionRecorder
@@ -75,7 +75,6 @@ def default_capture(options: PipelineOptions, source: Source) -> AudioCapture:
 class _Input:
     """One thing a session hears: its capture, and the recorder that keeps its timeline and words."""
 
-    source: Source
     capture: AudioCapture
     label: str  # the speaker its words are said by; "" when a session hears one thing only
     recorder: SessionRecorder | None = None
@@ -114,7 +113,7 @@ class LivePipeline:
             except BaseException:
                 self._close_inputs()
                 raise
-            self._inputs.append(_Input(source, capture, LABELS[source] if len(sources) > 1 else ""))
+            self._inputs.append(_Input(capture, LABELS[source] if len(sources) > 1 else ""))
 
     def load(self) -> None:
         """Load the model once, reporting through on_loading; raises CheckpointError or ConfigError,

@@ -140,6 +140,12 @@ class StreamPool:
         return cls(model, tokenizer, features, slots, cuda_graphs=cuda_graphs, keep_tokens=keep_tokens,
                    max_buffered_s=max_buffered_s)
 
+    @classmethod
+    def sharing(cls, transcriber: Any, slots: int) -> "StreamPool":
+        """A pool over the model a loaded StreamingTranscriber holds: no second copy of the weights.
+        It keeps words, not every token, as live streams and files do."""
+        return cls(transcriber.model, transcriber.tokenizer, transcriber.feature_extractor, slots, keep_tokens=False)
+
     @property
     def size(self) -> int:
         return len(self._slots)

@@ -17,8 +17,6 @@ pipeline can ask between reads, and the ring's reader is woken so it asks prompt
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -98,11 +96,8 @@ def _default_input_index(sd: Any) -> int:
 class AudioCapture:
     """One input stream into one ring. open() → start() → stop() → close(); not restartable."""
 
-    def __init__(self, device: str | int | None = None, *, sd: Any = None, ring_s: float = DEFAULT_RING_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, device: str | int | None = None, *, sd: Any = None, ring_s: float = DEFAULT_RING_S):
         self._sd = sd
-        self._clock = clock
-        self.last_delivery_s = clock()  # when the callback last brought samples (a stalled source shows)
         self._device = int(device) if isinstance(device, str) and device.isdigit() else device
         self._ring_s = ring_s
         self._stream: Any = None
@@ -214,7 +209,6 @@ class AudioCapture:
     def _deliver(self, mono: np.ndarray) -> None:
         self._meter.update(mono)
         self.ring.write(mono)
-        self.last_delivery_s = self._clock()
 
     def _on_finished(self) -> None:
         self._ended.set()

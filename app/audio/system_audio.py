@@ -90,7 +90,9 @@ class SystemAudioCapture(AudioCapture):
 
     def __init__(self, *, sd: Any = None, ring_s: float = DEFAULT_RING_S, pulse: PulseFactory = connect_pulse,
                  clock: Callable[[], float] = time.monotonic):
-        super().__init__(PULSE_DEVICE, sd=sd, ring_s=ring_s, clock=clock)
+        super().__init__(PULSE_DEVICE, sd=sd, ring_s=ring_s)
+        self._clock = clock
+        self.last_delivery_s = clock()  # when the callback last brought samples: a stall shows
         self._connect = pulse
         self._pulse: Any = None  # the tending thread's own connection (pulsectl is not thread-safe)
         self.output: Output | None = None  # what is being captured now
@@ -143,6 +145,10 @@ class SystemAudioCapture(AudioCapture):
             self._pulse.close()
             self._pulse = None
         super().stop()
+
+    def _deliver(self, mono: np.ndarray) -> None:  # PortAudio's thread: one clock read more, only here
+        super()._deliver(mono)
+        self.last_delivery_s = self._clock()
 
     # -- tending (its own thread; tests call tend() with the times they choose) --------------------
 
