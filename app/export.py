@@ -105,7 +105,7 @@ def build_cues(
     max_duration: float = 7.0,
     max_gap: float = CUE_MAX_GAP_S,
 ) -> list[Cue]:
-    """Group words into subtitle cues with monotonic, non-overlapping times.
+    """Group words into subtitle cues with monotonic times, never overlapping within one speaker.
 
     A cue ends after a sentence, before a pause longer than `max_gap`, before its text would need
     more than `max_lines` lines of `max_chars`, and before it would last more than `max_duration`.
@@ -116,13 +116,24 @@ def build_cues(
         raise ValueError(
             "build_cues needs max_chars, max_lines, max_duration > 0 and min_duration, max_gap >= 0"
         )
-    words = _in_time_order(_clean(words))
-    room = max_chars - max((len(s) + 2 for s in _speakers(words)), default=0)  # "Others: " on a line
+    words = _clean(words)
+    speakers = _speakers(words)
+    room = max_chars - max((len(s) + 2 for s in speakers), default=0)  # "Others: " on a line
     limits = _CueLimits(max(room, 1), max_lines, max_duration)
+    # each speaker's words make their own cues, so one interjecting does not cut the other's
+    groups = [g for speaker in speakers or [""] for g in _cue_groups([w for w in words if w.speaker == speaker],
+                                                                       limits, max_gap)]
+    if len(speakers) > 1:
+        groups.sort(key=lambda group: group[0].start)
+    layouts = [_layout(tuple(w.text for w in group), limits.max_chars, max_lines) for group in groups]
+    return _timed(groups, layouts, min_duration, max_duration)
+
+
+def _cue_groups(words: list[Word], limits: _CueLimits, max_gap: float) -> list[list[Word]]:
+    """One speaker's words, in cues."""
     groups: list[list[Word]] = []
     for word in words:
-        if (not groups or _ends_sentence(groups[-1][-1].text) or word.start - groups[-1][-1].end > max_gap
-                or word.speaker != groups[-1][-1].speaker):
+        if not groups or _ends_sentence(groups[-1][-1].text) or word.start - groups[-1][-1].end > max_gap:
             groups.append([word])
             continue
         current = groups[-1]
@@ -137,8 +148,7 @@ def build_cues(
             groups.append(tail + [word])
         else:
             groups.append([word])
-    layouts = [_layout(tuple(w.text for w in group), limits.max_chars, max_lines) for group in groups]
-    return _timed(groups, layouts, min_duration, max_duration)
+    return groups
 
 
 def format_srt(cues: Sequence[Cue]) -> str:
@@ -269,17 +279,22 @@ def _layout(texts: tuple[str, ...], max_chars: int, max_lines: int) -> tuple[str
 def _timed(
     groups: list[list[Word]], layouts: list[tuple[str, ...] | None], min_duration: float, max_duration: float
 ) -> list[Cue]:
-    """Times from the words, stretched to `min_duration` where the next cue leaves room."""
+    """Times from the words, stretched to `min_duration` where the next cue leaves room.
+
+    Cues of one speaker never overlap; two speakers talking at once get overlapping cues, which
+    players show together (squeezed into one timeline, one of them would get no time at all).
+    """
     cues: list[Cue] = []
-    previous_end = 0.0
+    previous_end: dict[str, float] = {}  # per speaker
     for k, (group, lines) in enumerate(zip(groups, layouts)):
         assert lines is not None  # every group was built to fit, or is one overlong word
-        next_start = groups[k + 1][0].start if k + 1 < len(groups) else math.inf
-        start = max(group[0].start, previous_end)  # never before the previous cue has ended
+        speaker = group[0].speaker
+        next_start = next((g[0].start for g in groups[k + 1:] if g[0].speaker == speaker), math.inf)
+        start = max(group[0].start, previous_end.get(speaker, 0.0))  # never before the speaker's last cue ends
         end = max(group[-1].end, start + min_duration)
         end = max(start, min(end, start + max_duration, next_start))
-        cues.append(Cue(start, end, lines, group[0].speaker))
-        previous_end = end
+        cues.append(Cue(start, end, lines, speaker))
+        previous_end[speaker] = end
     return cues
 
 

@@ -319,3 +319,13 @@ def test_speaker_names_cannot_break_a_webvtt_file():
     document = webvtt.from_string(to_vtt(words))
     assert [c.voice for c in document] == ['A&amp;B &lt;"x"&gt;', "--&gt;"]
     assert "-->" not in document.styles[0].text
+
+
+def test_two_speakers_at_once_get_overlapping_cues_not_empty_ones():
+    you = [Word("Hello", 0.0, 0.3, "You"), Word("there.", 0.4, 0.7, "You")]
+    others = [Word("Good", 0.1, 0.4, "Others"), Word("morning.", 0.5, 0.9, "Others")]
+    cues = build_cues(you + others)
+    assert [(c.speaker, c.start, c.end) for c in cues] == [("You", 0.0, 1.0), ("Others", 0.1, 1.1)]
+    for speaker in ("You", "Others"):  # one speaker's cues still never overlap
+        own = [c for c in build_cues(_call() + you + others) if c.speaker == speaker]
+        assert all(a.end <= b.start for a, b in zip(own, own[1:]))
